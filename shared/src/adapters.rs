@@ -1,0 +1,36 @@
+//! One module per backend. Each turns its backend's records and errors into the ports' types; nothing shaped
+//! like a vendor gets past them.
+//!
+//! `memory` is plain Rust and always built (tests on every host use it); `system` needs the operating system
+//! (feature `native`); `sqlite` is the local host's embedded store (feature `local`).
+
+pub mod memory;
+#[cfg(feature = "local")]
+pub mod sqlite;
+#[cfg(feature = "native")]
+pub mod system;
+
+/// Settings of a queue with a dead-letter queue, the same on every backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueSettings {
+    /// How long a received job stays invisible before it is delivered again.
+    pub visibility_timeout: std::time::Duration,
+    /// How many deliveries a job gets before it is dead-lettered (SQS's `maxReceiveCount`).
+    pub max_attempts: u32,
+    /// How long a deduplication id is remembered (SQS FIFO keeps it five minutes).
+    pub dedup_window: std::time::Duration,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self {
+            visibility_timeout: std::time::Duration::from_secs(30),
+            max_attempts: 5,
+            dedup_window: std::time::Duration::from_secs(300),
+        }
+    }
+}
+
+fn millis(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,418 @@
+//! The local host's embedded store: the item store and durable job queues in one SQLite file.
+//!
+//! Every call runs synchronously under one connection mutex, inside a SQLite transaction where it writes, so
+//! conditions and transactions are atomic and durable (WAL journal). That serialises the local host's store
+//! calls, which is fine for one developer's machine and is the price of being one file with no server.
+//! Sort keys compare byte-wise (SQLite's BINARY collation over UTF-8), as on DynamoDB.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use anyhow::Context as _;
+use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
+
+use crate::adapters::{QueueSettings, millis};
+use crate::ports::item_store::{self, Condition, Cursor, Item, ItemKey, ItemStore, Page, Query, StoreError, Write};
+use crate::ports::job_queue::{Delivery, JobInbox, JobQueue, NewJob, Outcome, QueueError};
+use crate::ports::Clock;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS items (
+    pk TEXT NOT NULL,
+    sk TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    expires_at INTEGER,
+    data TEXT NOT NULL,
+    PRIMARY KEY (pk, sk)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL,
+    body TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    visible_at INTEGER NOT NULL,
+    receipt TEXT,
+    dead INTEGER NOT NULL DEFAULT 0,
+    dead_reason TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_by_visibility ON jobs (queue, dead, visible_at, id);
+CREATE TABLE IF NOT EXISTS job_dedup (
+    queue TEXT NOT NULL,
+    dedup_id TEXT NOT NULL,
+    sent_at INTEGER NOT NULL,
+    PRIMARY KEY (queue, dedup_id)
+) WITHOUT ROWID;
+";
+
+fn internal(error: impl Into<anyhow::Error>, what: &'static str) -> anyhow::Error {
+    error.into().context(what)
+}
+
+/// One SQLite file holding the item store and the job queues.
+#[derive(Clone)]
+pub struct SqliteDb {
+    connection: Arc<Mutex<Connection>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl SqliteDb {
+    /// Opens (creating if needed) the database file and its tables.
+    ///
+    /// # Errors
+    /// When the file cannot be opened or the schema cannot be created.
+    pub fn open(path: &Path, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let connection = Connection::open(path).with_context(|| format!("failed to open {}", path.display()))?;
+        connection
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
+            .context("failed to configure sqlite")?;
+        connection.execute_batch(SCHEMA).context("failed to create the schema")?;
+        Ok(Self { connection: Arc::new(Mutex::new(connection)), clock })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // rusqlite rolls back an open transaction when it is dropped during a panic, so the connection is
+        // consistent even if the lock was poisoned.
+        self.connection.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The item store in this file.
+    pub fn item_store(&self) -> SqliteItemStore {
+        SqliteItemStore { db: self.clone() }
+    }
+
+    /// The queue named `name` in this file.
+    pub fn job_queue(&self, name: &str, settings: QueueSettings) -> SqliteJobQueue {
+        SqliteJobQueue { db: self.clone(), name: name.to_owned(), settings }
+    }
+}
+
+/// The item store in a SQLite file.
+#[derive(Clone)]
+pub struct SqliteItemStore {
+    db: SqliteDb,
+}
+
+fn read_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, i64, Option<i64>, String)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+}
+
+fn to_item((pk, sk, version, expires_at, data): (String, String, i64, Option<i64>, String)) -> Result<Item, StoreError> {
+    let data = serde_json::from_str(&data).map_err(|error| internal(error, "stored item is not JSON"))?;
+    let version = u64::try_from(version).map_err(|error| internal(error, "stored version is negative"))?;
+    Ok(Item { key: ItemKey { pk, sk }, version, expires_at, data })
+}
+
+fn version_sql(version: u64) -> Result<i64, StoreError> {
+    i64::try_from(version).map_err(|_| StoreError::Invalid("a version is at most 2^63 - 1".to_owned()))
+}
+
+impl SqliteItemStore {
+    fn apply(&self, writes: &[Write]) -> Result<(), StoreError> {
+        let now_secs = self.db.clock.now().as_secs();
+        let mut connection = self.db.lock();
+        let tx = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|error| internal(error, "failed to begin a transaction"))?;
+        for (index, write) in writes.iter().enumerate() {
+            let key = write.key();
+            let current: Option<i64> = tx
+                .query_row(
+                    "SELECT version FROM items WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
+                    params![key.pk, key.sk, now_secs],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(|error| internal(error, "failed to read a condition"))?;
+            let current = current.and_then(|version| u64::try_from(version).ok());
+            if !write.condition().holds(current) {
+                return Err(StoreError::ConditionFailed { index, key: key.clone() });
+            }
+        }
+        for write in writes {
+            match write {
+                Write::Put { item, .. } => {
+                    let data = serde_json::to_string(&item.data).map_err(|error| internal(error, "failed to encode an item"))?;
+                    tx.execute(
+                        "INSERT OR REPLACE INTO items (pk, sk, version, expires_at, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![item.key.pk, item.key.sk, version_sql(item.version)?, item.expires_at, data],
+                    )
+                    .map_err(|error| internal(error, "failed to write an item"))?;
+                }
+                Write::Delete { key, .. } => {
+                    tx.execute("DELETE FROM items WHERE pk = ?1 AND sk = ?2", params![key.pk, key.sk])
+                        .map_err(|error| internal(error, "failed to delete an item"))?;
+                }
+                Write::Check { .. } => {}
+            }
+        }
+        tx.commit().map_err(|error| internal(error, "failed to commit"))?;
+        Ok(())
+    }
+
+    fn get_now(&self, key: &ItemKey) -> Result<Option<Item>, StoreError> {
+        item_store::validate_key(key)?;
+        let now_secs = self.db.clock.now().as_secs();
+        let row = self
+            .db
+            .lock()
+            .query_row(
+                "SELECT pk, sk, version, expires_at, data FROM items
+                 WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
+                params![key.pk, key.sk, now_secs],
+                read_item,
+            )
+            .optional()
+            .map_err(|error| internal(error, "failed to read an item"))?;
+        row.map(to_item).transpose()
+    }
+
+    fn query_now(&self, query: &Query) -> Result<Page, StoreError> {
+        query.validate()?;
+        let now_secs = self.db.clock.now().as_secs();
+        let after = query.after.as_ref().map(Cursor::after_sort_key);
+        let limit = i64::try_from(query.limit + 1).unwrap_or(i64::MAX);
+        let connection = self.db.lock();
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT pk, sk, version, expires_at, data FROM items
+                 WHERE pk = ?1 AND sk >= ?2 AND substr(sk, 1, length(?2)) = ?2
+                   AND (?3 IS NULL OR sk > ?3)
+                   AND (expires_at IS NULL OR expires_at > ?4)
+                 ORDER BY sk LIMIT ?5",
+            )
+            .map_err(|error| internal(error, "failed to prepare a query"))?;
+        let rows = statement
+            .query_map(params![query.pk, query.sk_prefix, after, now_secs, limit], read_item)
+            .map_err(|error| internal(error, "failed to run a query"))?;
+        let mut items = Vec::with_capacity(query.limit + 1);
+        for row in rows {
+            items.push(to_item(row.map_err(|error| internal(error, "failed to read a row"))?)?);
+        }
+        let next = if items.len() > query.limit {
+            items.truncate(query.limit);
+            items.last().map(Cursor::after)
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+}
+
+impl ItemStore for SqliteItemStore {
+    fn get(&self, key: &ItemKey) -> impl Future<Output = Result<Option<Item>, StoreError>> + Send {
+        std::future::ready(self.get_now(key))
+    }
+
+    fn put(&self, item: Item, condition: Condition) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let write = Write::Put { item, condition };
+        std::future::ready(item_store::validate_key(write.key()).and_then(|()| self.apply(&[write])))
+    }
+
+    fn delete(&self, key: &ItemKey, condition: Condition) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let write = Write::Delete { key: key.clone(), condition };
+        std::future::ready(item_store::validate_key(key).and_then(|()| self.apply(&[write])))
+    }
+
+    fn query(&self, query: &Query) -> impl Future<Output = Result<Page, StoreError>> + Send {
+        std::future::ready(self.query_now(query))
+    }
+
+    fn transact(&self, writes: Vec<Write>) -> impl Future<Output = Result<(), StoreError>> + Send {
+        std::future::ready(item_store::validate_transaction(&writes).and_then(|()| self.apply(&writes)))
+    }
+}
+
+/// A durable job queue (with its dead-letter queue) in a SQLite file.
+#[derive(Clone)]
+pub struct SqliteJobQueue {
+    db: SqliteDb,
+    name: String,
+    settings: QueueSettings,
+}
+
+fn queue_internal(error: rusqlite::Error, what: &'static str) -> QueueError {
+    QueueError::Internal(internal(error, what))
+}
+
+impl SqliteJobQueue {
+    fn send_now(&self, job: NewJob) -> Result<(), QueueError> {
+        job.validate()?;
+        let now = self.db.clock.now().as_millis();
+        let mut connection = self.db.lock();
+        let tx = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|error| queue_internal(error, "failed to begin a transaction"))?;
+        tx.execute(
+            "DELETE FROM job_dedup WHERE queue = ?1 AND sent_at <= ?2",
+            params![self.name, now.saturating_sub(millis(self.settings.dedup_window))],
+        )
+        .map_err(|error| queue_internal(error, "failed to expire deduplication ids"))?;
+        if let Some(dedup_id) = &job.dedup_id {
+            let inserted = tx
+                .execute(
+                    "INSERT OR IGNORE INTO job_dedup (queue, dedup_id, sent_at) VALUES (?1, ?2, ?3)",
+                    params![self.name, dedup_id, now],
+                )
+                .map_err(|error| queue_internal(error, "failed to record a deduplication id"))?;
+            if inserted == 0 {
+                return tx.commit().map_err(|error| queue_internal(error, "failed to commit"));
+            }
+        }
+        tx.execute(
+            "INSERT INTO jobs (queue, body, visible_at) VALUES (?1, ?2, ?3)",
+            params![self.name, job.body, now],
+        )
+        .map_err(|error| queue_internal(error, "failed to enqueue"))?;
+        tx.commit().map_err(|error| queue_internal(error, "failed to commit"))
+    }
+
+    fn receive_now(&self, max: usize) -> Result<Vec<Delivery>, QueueError> {
+        let now = self.db.clock.now().as_millis();
+        let mut connection = self.db.lock();
+        let tx = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|error| queue_internal(error, "failed to begin a transaction"))?;
+        // Jobs that have had all their deliveries go to the dead-letter queue instead of being delivered again.
+        tx.execute(
+            "UPDATE jobs SET dead = 1, receipt = NULL, dead_reason = 'max attempts reached'
+             WHERE queue = ?1 AND dead = 0 AND visible_at <= ?2 AND attempts >= ?3",
+            params![self.name, now, self.settings.max_attempts],
+        )
+        .map_err(|error| queue_internal(error, "failed to dead-letter exhausted jobs"))?;
+        let picked: Vec<(i64, String, u32)> = {
+            let mut statement = tx
+                .prepare_cached(
+                    "SELECT id, body, attempts FROM jobs WHERE queue = ?1 AND dead = 0 AND visible_at <= ?2
+                     ORDER BY visible_at, id LIMIT ?3",
+                )
+                .map_err(|error| queue_internal(error, "failed to prepare a receive"))?;
+            let rows = statement
+                .query_map(params![self.name, now, i64::try_from(max).unwrap_or(i64::MAX)], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })
+                .map_err(|error| queue_internal(error, "failed to receive"))?;
+            rows.collect::<Result<_, _>>().map_err(|error| queue_internal(error, "failed to read a job"))?
+        };
+        let mut deliveries = Vec::with_capacity(picked.len());
+        for (id, body, attempts) in picked {
+            let attempt = attempts + 1;
+            let receipt = format!("{id}:{attempt}:{now}");
+            tx.execute(
+                "UPDATE jobs SET attempts = ?2, visible_at = ?3, receipt = ?4 WHERE id = ?1",
+                params![id, attempt, now.saturating_add(millis(self.settings.visibility_timeout)), receipt],
+            )
+            .map_err(|error| queue_internal(error, "failed to hide a received job"))?;
+            deliveries.push(Delivery { message_id: id.to_string(), body, attempt, receipt });
+        }
+        tx.commit().map_err(|error| queue_internal(error, "failed to commit"))?;
+        Ok(deliveries)
+    }
+
+    fn settle_now(&self, delivery: &Delivery, outcome: Outcome) -> Result<(), QueueError> {
+        let now = self.db.clock.now().as_millis();
+        let connection = self.db.lock();
+        let changed = match outcome {
+            Outcome::Ack => connection.execute(
+                "DELETE FROM jobs WHERE queue = ?1 AND receipt = ?2 AND dead = 0",
+                params![self.name, delivery.receipt],
+            ),
+            Outcome::Retry { delay } => connection.execute(
+                "UPDATE jobs SET visible_at = ?3, receipt = NULL WHERE queue = ?1 AND receipt = ?2 AND dead = 0",
+                params![self.name, delivery.receipt, now.saturating_add(millis(delay))],
+            ),
+            Outcome::DeadLetter { reason } => connection.execute(
+                "UPDATE jobs SET dead = 1, receipt = NULL, dead_reason = ?3 WHERE queue = ?1 AND receipt = ?2 AND dead = 0",
+                params![self.name, delivery.receipt, reason],
+            ),
+        }
+        .map_err(|error| queue_internal(error, "failed to settle a job"))?;
+        if changed == 0 { Err(QueueError::StaleReceipt) } else { Ok(()) }
+    }
+
+    fn dead_now(&self, max: usize) -> Result<Vec<Delivery>, QueueError> {
+        let connection = self.db.lock();
+        let mut statement = connection
+            .prepare_cached("SELECT id, body, attempts FROM jobs WHERE queue = ?1 AND dead = 1 ORDER BY id LIMIT ?2")
+            .map_err(|error| queue_internal(error, "failed to prepare a dead-letter read"))?;
+        let rows = statement
+            .query_map(params![self.name, i64::try_from(max).unwrap_or(i64::MAX)], |row| {
+                Ok(Delivery {
+                    message_id: row.get::<_, i64>(0)?.to_string(),
+                    body: row.get(1)?,
+                    attempt: row.get(2)?,
+                    receipt: String::new(),
+                })
+            })
+            .map_err(|error| queue_internal(error, "failed to read dead letters"))?;
+        rows.collect::<Result<_, _>>().map_err(|error| queue_internal(error, "failed to read a dead letter"))
+    }
+}
+
+impl JobQueue for SqliteJobQueue {
+    fn send(&self, job: NewJob) -> impl Future<Output = Result<(), QueueError>> + Send {
+        std::future::ready(self.send_now(job))
+    }
+}
+
+impl JobInbox for SqliteJobQueue {
+    fn receive(&self, max: usize) -> impl Future<Output = Result<Vec<Delivery>, QueueError>> + Send {
+        std::future::ready(self.receive_now(max))
+    }
+
+    fn settle(&self, delivery: &Delivery, outcome: Outcome) -> impl Future<Output = Result<(), QueueError>> + Send {
+        std::future::ready(self.settle_now(delivery, outcome))
+    }
+
+    fn dead_letters(&self, max: usize) -> impl Future<Output = Result<Vec<Delivery>, QueueError>> + Send {
+        std::future::ready(self.dead_now(max))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::memory::ManualClock;
+    use crate::contract::{self, CONTRACT_QUEUE_SETTINGS, ManualHarness};
+    use crate::ports::Timestamp;
+
+    fn open() -> (tempfile::TempDir, Arc<ManualClock>, SqliteDb) {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+        let db = SqliteDb::open(&dir.path().join("store.db"), clock.clone()).unwrap_or_else(|e| panic!("{e:#}"));
+        (dir, clock, db)
+    }
+
+    #[tokio::test]
+    async fn sqlite_item_store_keeps_the_item_store_contract() {
+        let (_dir, clock, db) = open();
+        let reports = contract::item_store::run(&db.item_store(), &ManualHarness(clock), "contract").await;
+        assert!(reports.len() >= 9, "the suite ran {} cases", reports.len());
+        assert_eq!(contract::failures(&reports), "");
+    }
+
+    #[tokio::test]
+    async fn sqlite_job_queue_keeps_the_job_queue_contract() {
+        let (_dir, clock, db) = open();
+        let make = |name: &'static str| std::future::ready(db.job_queue(name, CONTRACT_QUEUE_SETTINGS));
+        let reports = contract::job_queue::run(make, &ManualHarness(clock), CONTRACT_QUEUE_SETTINGS).await;
+        assert!(reports.len() >= 7, "the suite ran {} cases", reports.len());
+        assert_eq!(contract::failures(&reports), "");
+    }
+
+    #[tokio::test]
+    async fn items_and_jobs_survive_reopening_the_file() {
+        let (dir, clock, db) = open();
+        let key = ItemKey::new("P", "S");
+        db.item_store().put(Item::new(key.clone(), 4, serde_json::json!({"kept": true})), Condition::None).await
+            .unwrap_or_else(|e| panic!("{e}"));
+        db.job_queue("q", CONTRACT_QUEUE_SETTINGS).send(NewJob { body: "{\"kept\":1}".to_owned(), dedup_id: None }).await
+            .unwrap_or_else(|e| panic!("{e}"));
+        drop(db);
+        let reopened = SqliteDb::open(&dir.path().join("store.db"), clock).unwrap_or_else(|e| panic!("{e:#}"));
+        let item = reopened.item_store().get(&key).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(item.map(|found| found.version), Some(4));
+        let jobs = reopened.job_queue("q", CONTRACT_QUEUE_SETTINGS).receive(10).await.unwrap_or_default();
+        assert_eq!(jobs.iter().map(|job| job.body.as_str()).collect::<Vec<_>>(), ["{\"kept\":1}"]);
+    }
+}

@@ -1,0 +1,75 @@
+//! The request-context middleware: gives every request an id (kept from a well-formed `x-request-id`, else
+//! new), returns it in the response, and writes one structured log line per request with the function's
+//! name, the route template (never the raw path or query, which may carry personal data), the status, the
+//! latency and whether this was the function instance's first request (cold start).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use http::HeaderValue;
+use tracing::Instrument as _;
+
+use crate::ports::{Clock, IdGen};
+
+/// The header that carries the request id.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+const MAX_REQUEST_ID_CHARS: usize = 128;
+
+/// The id of the request being handled, stored in the request's extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+#[derive(Clone)]
+struct Observer {
+    function: &'static str,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGen>,
+    cold: Arc<AtomicBool>,
+}
+
+fn well_formed(candidate: &str) -> bool {
+    !candidate.is_empty()
+        && candidate.len() <= MAX_REQUEST_ID_CHARS
+        && candidate.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b':'))
+}
+
+async fn observe(State(observer): State<Observer>, mut req: Request, next: Next) -> Response {
+    let started = observer.clock.now();
+    let request_id = req
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .filter(|candidate| well_formed(candidate))
+        .map_or_else(|| observer.ids.new_id(), str::to_owned);
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |path| path.as_str()).to_owned();
+    let method = req.method().clone();
+    let cold_start = observer.cold.swap(false, Ordering::Relaxed);
+    req.extensions_mut().insert(RequestId(request_id.clone()));
+    let span = tracing::info_span!("request", request_id = %request_id, function = observer.function);
+    let mut response = next.run(req).instrument(span.clone()).await;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    let latency_ms = observer.clock.now().as_millis().saturating_sub(started.as_millis());
+    span.in_scope(|| {
+        tracing::info!(
+            method = %method,
+            route = %route,
+            status = response.status().as_u16(),
+            latency_ms,
+            cold_start,
+            "handled"
+        );
+    });
+    response
+}
+
+/// Wraps a function's router with the request-context middleware.
+pub fn observed(router: Router, function: &'static str, clock: Arc<dyn Clock>, ids: Arc<dyn IdGen>) -> Router {
+    let observer = Observer { function, clock, ids, cold: Arc::new(AtomicBool::new(true)) };
+    router.layer(axum::middleware::from_fn_with_state(observer, observe))
+}

@@ -1,0 +1,16 @@
+//! Storefront's domain library, shared by every function and every host.
+//!
+//! It owns the domain rules (`domain`), the ports through which the domain reaches the outside (`ports`),
+//! the typed repositories written once on top of the item store (`catalog`), the HTTP pieces every
+//! endpoint uses (`http`) and one adapter per backend (`adapters`).
+//! With no features it builds for `wasm32-unknown-unknown`: nothing here may call an API that panics there.
+#![warn(missing_docs)]
+
+pub mod adapters;
+pub mod catalog;
+#[cfg(any(test, feature = "testkit"))]
+pub mod contract;
+pub mod demo;
+pub mod domain;
+pub mod http;
+pub mod ports;

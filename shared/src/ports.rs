@@ -1,0 +1,16 @@
+//! The traits the domain needs from the outside world.
+//!
+//! Each trait's documentation is a contract that every adapter keeps; `contract` (feature `testkit`)
+//! holds the suites that check it. Nothing here names a vendor type.
+
+pub mod clock;
+pub mod id_gen;
+pub mod item_store;
+pub mod job_queue;
+
+pub use clock::{Clock, Timestamp};
+pub use id_gen::IdGen;
+pub use item_store::{
+    Condition, Cursor, Item, ItemKey, ItemStore, Page, Query, StoreError, Write,
+};
+pub use job_queue::{Delivery, JobInbox, JobQueue, NewJob, Outcome, QueueError};
