@@ -13,4 +13,5 @@ pub mod contract;
 pub mod demo;
 pub mod domain;
 pub mod http;
+pub mod jobs;
 pub mod ports;

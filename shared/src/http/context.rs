@@ -68,8 +68,11 @@ async fn observe(State(observer): State<Observer>, mut req: Request, next: Next)
     response
 }
 
-/// Wraps a function's router with the request-context middleware.
+/// Wraps a function's routes with the request-context middleware, and answers a method the routes do not
+/// take with a 405 problem document.
 pub fn observed(router: Router, function: &'static str, clock: Arc<dyn Clock>, ids: Arc<dyn IdGen>) -> Router {
     let observer = Observer { function, clock, ids, cold: Arc::new(AtomicBool::new(true)) };
-    router.layer(axum::middleware::from_fn_with_state(observer, observe))
+    router
+        .method_not_allowed_fallback(crate::http::error::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(observer, observe))
 }

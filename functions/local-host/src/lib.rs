@@ -1,0 +1,168 @@
+//! The local host: one process that mounts every function's router on an embedded SQLite file and runs the
+//! job consumers in the background. Wiring only: no business rules live here.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use shared::adapters::QueueSettings;
+use shared::adapters::sqlite::{SqliteDb, SqliteItemStore, SqliteJobQueue};
+use shared::adapters::system::{SystemClock, UuidIds};
+use shared::http::{AppState, Keys};
+use shared::ports::{Clock, IdGen};
+use tokio::net::TcpListener;
+
+pub mod consumer;
+
+/// The store this host runs on, named once.
+pub type Store = SqliteItemStore;
+
+/// The name of the job queue the host consumes.
+pub const JOBS_QUEUE: &str = "jobs";
+
+/// Command-line and environment configuration.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "local-host", about = "Serves the Storefront API locally on an embedded SQLite file, with a demo catalog.")]
+pub struct Config {
+    /// The address to listen on (keep it on loopback unless you mean to share it).
+    #[arg(long, env = "STOREFRONT_HOST", default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// The port to listen on (0 picks a free one).
+    #[arg(long, env = "STOREFRONT_PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// The SQLite file; created on first start. Its secret key is kept beside it as `<file>.secret`.
+    #[arg(long, env = "STOREFRONT_DATA", default_value = "data/storefront.db")]
+    pub data: PathBuf,
+    /// Do not write the demo catalog into an empty store.
+    #[arg(long, env = "STOREFRONT_NO_SEED")]
+    pub no_seed: bool,
+    /// Log filter, as in `RUST_LOG` (for example `info` or `local_host=debug,info`).
+    #[arg(long, env = "STOREFRONT_LOG", default_value = "info")]
+    pub log: String,
+}
+
+/// Writes JSON log lines to standard error, filtered by `filter`.
+pub fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+/// Reads the master secret kept beside the data file, creating it (32 random bytes, owner-only) if absent.
+/// The secret never appears in logs.
+fn load_or_create_secret(data: &Path) -> anyhow::Result<Vec<u8>> {
+    let mut path = data.as_os_str().to_owned();
+    path.push(".secret");
+    let path = PathBuf::from(path);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return hex::decode(text.trim()).with_context(|| format!("{} is not a hex secret", path.display()));
+    }
+    let mut secret = vec![0_u8; 32];
+    getrandom::fill(&mut secret).map_err(|error| anyhow::anyhow!("no randomness for the secret: {error}"))?;
+    let hex = hex::encode(&secret);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path).with_context(|| format!("failed to create {}", path.display()))?;
+    std::io::Write::write_all(&mut file, hex.as_bytes()).context("failed to write the secret")?;
+    Ok(secret)
+}
+
+/// Every function's router, mounted on one router with problem-document fallbacks.
+pub fn app(state: AppState<Store>) -> Router {
+    Router::new()
+        .merge(health::router(state.clone()))
+        .merge(products::router(state.clone()))
+        .merge(product::router(state))
+        .fallback(shared::http::error::not_found)
+}
+
+/// A running server.
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// How many demo products this start wrote (0 when the store already had them).
+    pub seeded: usize,
+    /// Resolves when the server and consumers have stopped.
+    pub done: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// Opens the store, seeds it if empty, binds the listener and starts serving and consuming until `shutdown`.
+///
+/// # Errors
+/// When the data file, its secret or the port cannot be used.
+pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<Running> {
+    if let Some(parent) = config.data.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("failed to create {}", parent.display()))?;
+    }
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let ids: Arc<dyn IdGen> = Arc::new(UuidIds);
+    let db = SqliteDb::open(&config.data, clock.clone())?;
+    let keys = Keys::derive(&load_or_create_secret(&config.data)?).context("the data file's secret is too short")?;
+    let state = AppState::new(db.item_store(), clock.clone(), ids.clone(), keys);
+    let seeded = if config.no_seed { 0 } else { state.catalog.seed_demo_if_empty(&ids, &clock).await? };
+    let listener = TcpListener::bind((config.host, config.port))
+        .await
+        .with_context(|| format!("failed to listen on {}:{}", config.host, config.port))?;
+    let addr = listener.local_addr().context("no local address")?;
+    let jobs: SqliteJobQueue = db.job_queue(JOBS_QUEUE, QueueSettings::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let consumer = tokio::spawn(consumer::run(jobs, Duration::from_millis(500), stop_rx));
+    let router = app(state);
+    let done = tokio::spawn(async move {
+        let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+        let _ = stop_tx.send(true);
+        let _ = consumer.await;
+        served.context("the server failed")
+    });
+    Ok(Running { addr, seeded, done })
+}
+
+/// Starts the host, says where it listens, and serves until `shutdown`.
+///
+/// # Errors
+/// As [`start`], or when the server fails.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let data = config.data.clone();
+    let running = start(config, shutdown).await?;
+    println!(
+        "storefront local host listening on http://{} (data: {}, demo products written now: {})",
+        running.addr,
+        data.display(),
+        running.seeded
+    );
+    running.done.await.context("the server task failed")?
+}

@@ -1,0 +1,42 @@
+# Shared helpers for the project's scripts: logging, the tool cache, free ports, waiting for a URL, and the
+# tally of test results. Sourced, never run.
+
+STOREFRONT_TOOLS="${STOREFRONT_TOOLS:-$HOME/.cache/storefront}"
+export STOREFRONT_TOOLS
+mkdir -p "$STOREFRONT_TOOLS"
+
+say() { printf '\n==> %s\n' "$*" >&2; }
+die() { printf '\nFAILED: %s\n' "$*" >&2; exit 1; }
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_for_url URL SECONDS: polls until the URL answers 2xx, or fails.
+wait_for_url() {
+  local url=$1 limit=$2 start
+  start=$(date +%s)
+  until curl -sf -o /dev/null "$url"; do
+    (( $(date +%s) - start < limit )) || return 1
+    sleep 0.1
+  done
+}
+
+# Milliseconds since the epoch.
+now_ms() { date +%s%3N; }
+
+# run_tests LOG -- COMMAND...: runs a cargo test command, keeps its output in LOG for the tally, fails on failure.
+run_tests() {
+  local log=$1; shift; [ "$1" = "--" ] && shift
+  "$@" 2>&1 | tee -a "$log"
+  local status=${PIPESTATUS[0]}
+  [ "$status" -eq 0 ] || die "tests failed: $*"
+}
+
+# tally LOG: the plain closing line summed over every 'test result:' line of LOG.
+tally() {
+  local log=$1
+  awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?/) p += $i; if ($(i+1) ~ /^failed;?/) f += $i } }
+       END { printf "%d passed, %d failed\n", p, f }' "$log"
+}

@@ -1,0 +1,80 @@
+//! End-to-end scenarios for bad input: every malformed, oversized or hostile request gets a 4xx problem
+//! document with a stable code, and changes nothing.
+
+use tests::Api;
+
+async fn assert_problem(api: &Api, path: &str, status: u16, code: &str) {
+    let answer = api.get(path).await;
+    assert_eq!(answer.status, status, "{path}: {}", answer.text);
+    assert_eq!(answer.problem_code(), Some(code), "{path}: {} {:?}", answer.text, answer.header("content-type"));
+    assert_eq!(answer.json["status"].as_u64(), Some(u64::from(status)), "{path}");
+}
+
+#[tokio::test]
+async fn malformed_query_parameters_are_refused_with_the_parameter_named() {
+    let api = Api::new();
+    for (path, param) in [
+        ("/products?limit=abc", "limit"),
+        ("/products?limit=-1", "limit"),
+        ("/products?min_price=1.5", "min_price"),
+        ("/products?min_price=-5", "min_price"),
+        ("/products?min_price=900&max_price=100", "min_price"),
+        ("/products?category=Not%20A%20Slug", "category"),
+        ("/products?q=%21%21%21", "q"),
+        ("/products?limit=5&limit=6", "limit"),
+        ("/products?colour=red", "colour"),
+    ] {
+        let answer = api.get(path).await;
+        assert_eq!(answer.status, 400, "{path}: {}", answer.text);
+        assert_eq!(answer.problem_code(), Some("invalid_parameter"), "{path}");
+        assert_eq!(answer.json["param"], param, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_page_size_over_the_maximum_is_refused() {
+    let api = Api::new();
+    assert_problem(&api, "/products?limit=101", 400, "invalid_parameter").await;
+    assert_problem(&api, "/products?limit=0", 400, "invalid_parameter").await;
+    assert_eq!(api.get("/products?limit=100").await.status, 200);
+}
+
+#[tokio::test]
+async fn invalid_tampered_or_foreign_cursors_are_refused() {
+    let api = Api::new();
+    let page = api.get("/products?q=oak&limit=2").await;
+    let cursor = page.json["next_cursor"].as_str().unwrap_or_default().to_owned();
+    assert!(!cursor.is_empty(), "no cursor on a partial page: {}", page.text);
+    assert_eq!(api.get(&format!("/products?q=oak&limit=2&cursor={cursor}")).await.status, 200);
+    let (body, tag) = cursor.split_once('.').unwrap_or_default();
+    let flipped: String = body.chars().rev().collect();
+    for bad in ["garbage".to_owned(), format!("{flipped}.{tag}"), format!("{body}.AAAAAAAAAAAAAAAAAAAAAA"), format!("{cursor}x")] {
+        assert_problem(&api, &format!("/products?q=oak&limit=2&cursor={bad}"), 400, "invalid_cursor").await;
+    }
+    // A cursor belongs to its search: the same cursor with other filters is refused.
+    assert_problem(&api, &format!("/products?q=walnut&limit=2&cursor={cursor}"), 400, "invalid_cursor").await;
+}
+
+#[tokio::test]
+async fn unknown_and_malformed_product_ids_are_refused() {
+    let api = Api::new();
+    assert_problem(&api, "/products/00000000000000000000000000000000", 404, "not_found").await;
+    assert_problem(&api, "/products/not%20an%20id", 400, "invalid_parameter").await;
+    assert_problem(&api, &format!("/products/{}", "x".repeat(65)), 400, "invalid_parameter").await;
+    assert_problem(&api, "/no/such/route", 404, "not_found").await;
+}
+
+#[tokio::test]
+async fn unsupported_methods_and_bodies_are_refused_and_change_nothing() {
+    let api = Api::new();
+    let before = api.walk_products("limit=100").await;
+    let huge = vec![b'x'; 2 * 1024 * 1024];
+    for (method, path) in [(reqwest::Method::POST, "/products"), (reqwest::Method::DELETE, "/products/x1"), (reqwest::Method::PUT, "/health")] {
+        // The server answers without reading the body and then closes the connection, so do not reuse it.
+        let answer = api.send(method.clone(), path, &[("connection", "close")], Some(("application/json", huge.clone()))).await;
+        assert!((400..500).contains(&answer.status), "{method} {path}: {}", answer.status);
+        assert_eq!(answer.problem_code(), Some("method_not_allowed"), "{method} {path}: {}", answer.text);
+    }
+    let after = api.walk_products("limit=100").await;
+    assert_eq!(before, after, "refused requests changed the catalog");
+}
