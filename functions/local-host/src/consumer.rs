@@ -40,3 +40,40 @@ pub async fn run<Q: JobInbox>(queue: Q, idle: Duration, mut stop: watch::Receive
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use shared::adapters::QueueSettings;
+    use shared::adapters::sqlite::SqliteDb;
+    use shared::adapters::system::SystemClock;
+    use shared::ports::{JobQueue, NewJob};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_loop_dead_letters_jobs_no_handler_can_take_and_stops_when_told() {
+        let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+        let db = SqliteDb::open(&dir.path().join("jobs.db"), Arc::new(SystemClock)).unwrap_or_else(|error| panic!("{error:#}"));
+        let queue = db.job_queue("jobs", QueueSettings::default());
+        for body in ["not json", "{\"type\":\"mystery\"}"] {
+            queue.send(NewJob { body: body.to_owned(), dedup_id: None }).await.unwrap_or_else(|error| panic!("{error}"));
+        }
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let consumer = tokio::spawn(run(queue.clone(), Duration::from_millis(20), stop_rx));
+        let mut dead = Vec::new();
+        for _ in 0..200 {
+            dead = queue.dead_letters(10).await.unwrap_or_default();
+            if dead.len() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let _ = stop_tx.send(true);
+        tokio::time::timeout(Duration::from_secs(5), consumer).await.unwrap_or_else(|_| panic!("the loop did not stop")).unwrap_or_else(|error| panic!("{error}"));
+        let bodies: Vec<&str> = dead.iter().map(|delivery| delivery.body.as_str()).collect();
+        assert_eq!(bodies, ["not json", "{\"type\":\"mystery\"}"]);
+        assert!(queue.receive(10).await.unwrap_or_default().is_empty(), "a dead-lettered job is still deliverable");
+    }
+}
