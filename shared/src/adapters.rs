@@ -4,7 +4,13 @@
 //! `memory` is plain Rust and always built (tests on every host use it); `system` needs the operating system
 //! (feature `native`); `sqlite` is the local host's embedded store (feature `local`).
 
+#[cfg(feature = "cloudflare")]
+pub mod d1;
+#[cfg(feature = "cloudflare")]
+pub mod kv;
 pub mod memory;
+#[cfg(feature = "cloudflare")]
+pub mod queues;
 #[cfg(feature = "local")]
 pub mod sqlite;
 #[cfg(feature = "native")]

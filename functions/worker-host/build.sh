@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Builds the Worker: cargo (release, wasm32) -> wasm-bindgen --target module -> wasm-opt -Oz, plus the JS entry,
+# into <repo>/target/worker-host/<flavour>/ ("release", or "testkit" with --features testkit), which `main` in
+# wrangler.toml points at. wrangler runs it through [build]; when cargo's wasm and the entry are unchanged it
+# reuses the previous output, so `wrangler dev` starts fast.
+# Usage: functions/worker-host/build.sh [--features testkit]
+# Needs the tools of scripts/workers-tools.sh (it sources their environment file).
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+TOOLS="${STOREFRONT_TOOLS:-$HOME/.cache/storefront}"
+# shellcheck source=/dev/null
+source "$TOOLS/workers-env.sh" || { echo "build.sh: run scripts/workers-tools.sh first" >&2; exit 1; }
+
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+FLAVOUR="release"
+[[ "$*" == *testkit* ]] && FLAVOUR="testkit"
+OUT="$ROOT/target/worker-host/$FLAVOUR"
+WASM="$TARGET_DIR/wasm32-unknown-unknown/release/worker_host.wasm"
+ENTRY="$ROOT/functions/worker-host/js/entry.mjs"
+# shellcheck disable=SC2086
+cargo build --manifest-path "$ROOT/Cargo.toml" -p worker-host --release --target wasm32-unknown-unknown \
+  $STOREFRONT_BUILD_STD_ARGS "$@" >&2
+# One cargo output serves both flavours, so the stamp records which wasm (by content) each output was made from.
+STAMP="$(sha256sum "$WASM" "$ENTRY" | sha256sum | cut -c1-64)"
+if [[ -f "$OUT/.stamp" && "$(cat "$OUT/.stamp")" == "$STAMP" ]]; then
+  echo "build.sh: $OUT is up to date" >&2
+  exit 0
+fi
+rm -rf "$OUT.tmp" && mkdir -p "$OUT.tmp"
+"$WASM_BINDGEN_BIN" "$WASM" --out-dir "$OUT.tmp" \
+  --out-name index --target module --no-typescript \
+  --experimental-reset-state-function --force-enable-abort-handler
+# wrangler imports .wasm as a WebAssembly.Module; wasm-bindgen's module target writes a source-phase import.
+sed -i 's/^import source /import /' "$OUT.tmp/index.js"
+"$WASM_OPT_BIN" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+  --enable-mutable-globals --enable-reference-types --enable-multivalue --enable-exception-handling \
+  "$OUT.tmp/index_bg.wasm" -o "$OUT.tmp/index_bg.opt.wasm"
+mv "$OUT.tmp/index_bg.opt.wasm" "$OUT.tmp/index_bg.wasm"
+cp "$ENTRY" "$OUT.tmp/entry.mjs"
+echo "$STAMP" > "$OUT.tmp/.stamp"
+rm -rf "$OUT" && mv "$OUT.tmp" "$OUT"
+echo "build.sh: built $OUT" >&2

@@ -1,0 +1,123 @@
+//! Builds the application from the bindings and mounts every function's router on it; runs the cron tick.
+//!
+//! The stack is named once here: `Store` is the D1 item store. The schema is created once per isolate, before
+//! the first store call.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::body::Body;
+use shared::adapters::d1::D1ItemStore;
+use shared::adapters::kv::KvListingCache;
+use shared::http::{ApiError, AppState};
+use shared::ports::{Clock, IdGen};
+use tower::ServiceExt as _;
+use worker::{Env, HttpRequest};
+
+use crate::config::{self, Config};
+use crate::platform::{CryptoIds, JsClock};
+
+/// The item store this host runs on.
+pub(crate) type Store = D1ItemStore;
+
+static SCHEMA_READY: AtomicBool = AtomicBool::new(false);
+
+/// The store on the D1 binding, with its schema in place.
+pub(crate) async fn store(env: &Env, clock: Arc<dyn Clock>) -> anyhow::Result<Store> {
+    let db = env.d1(config::DB_BINDING).map_err(|_| anyhow::anyhow!("the D1 binding {} must be set", config::DB_BINDING))?;
+    let store = D1ItemStore::new(db, clock);
+    if !SCHEMA_READY.load(Ordering::Relaxed) {
+        store.ensure_schema().await?;
+        SCHEMA_READY.store(true, Ordering::Relaxed);
+    }
+    Ok(store)
+}
+
+/// Every function's router on one state, with problem-document fallbacks.
+fn routes(state: AppState<Store>) -> Router {
+    let router = Router::new()
+        .merge(health::router(state.clone()))
+        .merge(products::router(state.clone()))
+        .merge(product::router(state.clone()));
+    #[cfg(feature = "testkit")]
+    let router = router.merge(crate::contract::router(state));
+    #[cfg(not(feature = "testkit"))]
+    drop(state);
+    router.fallback(shared::http::error::not_found)
+}
+
+async fn build(env: &Env) -> anyhow::Result<(Router, AppState<Store>, Option<KvListingCache>)> {
+    let config = Config::from_worker_env(env)?;
+    let clock: Arc<dyn Clock> = Arc::new(JsClock::default());
+    let ids: Arc<dyn IdGen> = Arc::new(CryptoIds::default());
+    let store = store(env, Arc::clone(&clock)).await?;
+    let state = AppState::new(store, clock, ids, config.keys);
+    // The cache is an optimisation: without its binding the catalog is served from D1 alone.
+    let cache = env.kv(config::CATALOG_CACHE_BINDING).ok().map(KvListingCache::new);
+    Ok((routes(state.clone()), state, cache))
+}
+
+/// The most request body the Worker reads before routing (far above every endpoint's own limit).
+const MAX_READ_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// Answers one request. Never fails: a host error becomes a 500 problem document (the cause is logged).
+///
+/// The body is read in full (up to [`MAX_READ_BODY_BYTES`]) before routing. A router may answer without
+/// reading it (405, 415); if the Worker did too, `wrangler dev`'s proxy closes the connection while the
+/// client is still sending, and the client sees a reset instead of the problem document.
+pub(crate) async fn handle(req: HttpRequest, env: &Env) -> http::Response<Body> {
+    let (parts, body) = req.into_parts();
+    let req = match axum::body::to_bytes(Body::new(body), MAX_READ_BODY_BYTES).await {
+        Ok(bytes) => http::Request::from_parts(parts, Body::from(bytes)),
+        Err(_) => {
+            return axum::response::IntoResponse::into_response(ApiError::PayloadTooLarge { limit: MAX_READ_BODY_BYTES });
+        }
+    };
+    match build(env).await {
+        Ok((router, state, cache)) => crate::cache::serve(req, router, &state, cache.as_ref()).await,
+        Err(error) => {
+            worker::console_error!("{:?}", error.context("failed to build the worker's state"));
+            axum::response::IntoResponse::into_response(ApiError::Internal(anyhow::anyhow!("worker misconfigured")))
+        }
+    }
+}
+
+/// Answers a request with the routers alone (no cache). Never fails.
+pub(crate) async fn route(req: http::Request<Body>, router: Router) -> http::Response<Body> {
+    match router.oneshot(req).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
+}
+
+/// The cron tick: deletes expired items and, where enabled, seeds the demo catalog (then invalidates the
+/// listing cache, since the catalog changed behind the routers' back). Errors are logged; the next tick retries.
+pub(crate) async fn tick(cron: &str, env: &Env) {
+    let (_, state, cache) = match build(env).await {
+        Ok(built) => built,
+        Err(error) => {
+            worker::console_error!("cron {cron}: {:?}", error.context("failed to build the worker's state"));
+            return;
+        }
+    };
+    match state.store.sweep_expired().await {
+        Ok(deleted) => worker::console_log!("cron {cron}: swept {deleted} expired items"),
+        Err(error) => worker::console_error!("cron {cron}: failed to sweep expired items: {error:?}"),
+    }
+    let seed = match Config::from_worker_env(env) {
+        Ok(config) => config.demo_seed,
+        Err(_) => false,
+    };
+    if seed {
+        match state.catalog.seed_demo_if_empty(&state.ids, &state.clock).await {
+            Ok(created) => {
+                worker::console_log!("cron {cron}: seeded {created} demo products");
+                if created > 0 {
+                    crate::cache::invalidate(&state, cache.as_ref()).await;
+                }
+            }
+            Err(error) => worker::console_error!("cron {cron}: failed to seed the demo catalog: {error:?}"),
+        }
+    }
+}

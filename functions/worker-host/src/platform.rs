@@ -1,0 +1,64 @@
+//! The Workers runtime's clock and id generator: JavaScript's `Date.now()` and `crypto.getRandomValues`.
+//!
+//! `SystemTime::now()` panics on wasm32-unknown-unknown, so these are the only time and randomness this host
+//! uses. Neither may panic: a failed random read falls back to the monotonic counter, which keeps ids unique
+//! within the isolate, and is logged.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use shared::ports::{Clock, IdGen, Timestamp};
+
+/// `Date.now()`, never going backwards within an isolate.
+///
+/// Workers advance `Date.now()` only across I/O, so several calls in one burst of computation agree.
+#[derive(Debug, Default)]
+pub(crate) struct JsClock {
+    last: AtomicI64,
+}
+
+impl Clock for JsClock {
+    fn now(&self) -> Timestamp {
+        // Milliseconds since the epoch fit an i64 with room to spare; a NaN becomes 0 and is then clamped.
+        #[allow(clippy::cast_possible_truncation)]
+        let now = worker::js_sys::Date::now() as i64;
+        let previous = self.last.fetch_max(now, Ordering::Relaxed);
+        Timestamp::from_millis(now.max(previous))
+    }
+}
+
+/// 32 lowercase hex digits: 48 bits of milliseconds, then 80 random bits, made monotonic within the isolate
+/// (an id made in the same or an earlier millisecond than the previous one is the previous one plus one), so
+/// ids sort in the order they were made, as the `IdGen` contract requires.
+#[derive(Debug, Default)]
+pub(crate) struct CryptoIds {
+    clock: JsClock,
+    last: Mutex<(i64, u128)>,
+}
+
+const RANDOM_BITS: u32 = 80;
+
+impl IdGen for CryptoIds {
+    fn new_id(&self) -> String {
+        let millis = self.clock.now().as_millis().clamp(0, (1 << 48) - 1);
+        let mut random = [0_u8; 16];
+        let fresh = match getrandom::getrandom(&mut random[6..]) {
+            Ok(()) => Some(u128::from_be_bytes(random)),
+            Err(error) => {
+                tracing::error!(error = %error, "crypto.getRandomValues failed; using the counter");
+                None
+            }
+        };
+        let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (last_millis, last_random) = *last;
+        let mask = (1_u128 << RANDOM_BITS) - 1;
+        let next = match fresh {
+            Some(random) if millis > last_millis => (millis, random & mask),
+            _ if last_random < mask => (last_millis.max(millis), last_random + 1),
+            // The 80-bit counter of this millisecond is exhausted (not reachable in practice): borrow the next one.
+            _ => (last_millis.max(millis) + 1, 0),
+        };
+        *last = next;
+        format!("{:012x}{:020x}", next.0, next.1)
+    }
+}
