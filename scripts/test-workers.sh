@@ -6,11 +6,17 @@
 #   3. starts `wrangler dev --env test` with a fresh persist folder and a random master secret;
 #   4. seeds the demo catalog through the cron trigger (`/__scheduled`, the same code path a deployed cron runs);
 #   5. runs the item store contract suite inside workerd against the real D1 binding and checks every case;
-#   6. runs the end-to-end scenarios (`cargo test -p tests` with STOREFRONT_BASE_URL);
-#   7. reports the wasm size (raw and gzipped), the time from `wrangler dev` start to the first 200, and
+#   6. runs the push-side job queue contract on Miniflare's Queues (producer, consumer, retries, dead-letter
+#      queue): POST /__test/queue-contract sends the jobs, then GET is polled (bounded) until every case is
+#      decided, and read once more after a grace period so a late duplicate delivery fails its case;
+#   7. runs the end-to-end scenarios (`cargo test -p tests` with STOREFRONT_BASE_URL);
+#   8. checks the Worker's structured logs in wrangler's output: a JSON line per request (with the function's
+#      name and the request id), the cause of a deliberate internal error (absent from its response), and that
+#      the master secret appears in no log;
+#   9. reports the wasm size (raw and gzipped), the time from `wrangler dev` start to the first 200, and
 #      p50/p99 of 200 sequential GET /products/{id}; then `wrangler deploy --dry-run` bundles the release flavour.
 # wrangler is stopped by its process group id on exit, whatever happens. Exit status 0 only if every check passed.
-# Set STOREFRONT_SKIP_DRY_RUN=1 to leave out step 7's deploy dry run (it rebuilds the release flavour).
+# Set STOREFRONT_SKIP_DRY_RUN=1 to leave out step 9's deploy dry run (it rebuilds the release flavour).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -56,9 +62,11 @@ chmod 600 "$RUN_DIR/dev.vars"
 log "starting wrangler dev on $BASE (persist: $RUN_DIR/state)"
 started_ns=$(date +%s%N)
 # setsid: wrangler and its workerd child share a new process group whose id is wrangler's PID.
-(cd "$ROOT" && exec setsid "$WRANGLER_BIN" dev --env test --ip 127.0.0.1 --port "$PORT" \
-  --persist-to "$RUN_DIR/state" --env-file "$RUN_DIR/dev.vars" --test-scheduled \
-  --show-interactive-dev-session=false --log-level warn) > "$RUN_DIR/wrangler.log" 2>&1 &
+# --log-level log: the Worker's console output (its JSON log lines) is shown at this level only. wrangler's own
+# debug log goes to the run folder, so the secret check below covers it too. NO_COLOR keeps the lines plain.
+(cd "$ROOT" && NO_COLOR=1 FORCE_COLOR=0 WRANGLER_LOG_PATH="$RUN_DIR/wrangler-debug" exec setsid "$WRANGLER_BIN" dev \
+  --env test --ip 127.0.0.1 --port "$PORT" --persist-to "$RUN_DIR/state" --env-file "$RUN_DIR/dev.vars" \
+  --test-scheduled --show-interactive-dev-session=false --log-level log) > "$RUN_DIR/wrangler.log" 2>&1 &
 WRANGLER_PID=$!
 
 first_200_ms=""
@@ -94,6 +102,58 @@ print(f"contract {report['suite']}: {len(cases) - len(failed)} passed, {len(fail
 sys.exit(1 if failed or not cases or sys.argv[2] != "200" else 0)
 PY
 
+log "running the job queue contract inside workerd (Queues: producer, consumer, retries, dead-letter queue)"
+# The contract judges dead-lettering by the test consumer's max_retries, read from wrangler.toml (one source).
+MAX_RETRIES=$(python3 - "$ROOT/wrangler.toml" <<'PY'
+import sys, tomllib
+config = tomllib.load(open(sys.argv[1], "rb"))
+jobs = [c for c in config["env"]["test"]["queues"]["consumers"] if c["queue"] == "storefront-test-jobs"]
+print(jobs[0]["max_retries"])
+PY
+) || fail "cannot read max_retries of storefront-test-jobs from wrangler.toml"
+RUN_ID=$(curl -sS --fail --max-time 60 -X POST "$BASE/__test/queue-contract" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["run"])') || fail "POST /__test/queue-contract failed"
+queue_report() {
+  curl -sS -o "$RUN_DIR/queue.json" -w '%{http_code}' --max-time 30 \
+    "$BASE/__test/queue-contract?run=$RUN_ID&max_retries=$MAX_RETRIES" || echo "000"
+}
+queue_deadline=$(( $(date +%s) + ${STOREFRONT_QUEUE_DEADLINE_SECS:-90} ))
+queue_status=$(queue_report)
+while [[ "$queue_status" == "202" ]] && (( $(date +%s) < queue_deadline )); do
+  sleep 0.5
+  queue_status=$(queue_report)
+done
+if [[ "$queue_status" == "200" ]]; then
+  # Every case is decided; a late duplicate delivery would still turn a "once" case into a failure.
+  sleep "${STOREFRONT_QUEUE_GRACE_SECS:-3}"
+  queue_status=$(queue_report)
+fi
+python3 - "$RUN_DIR/queue.json" "$queue_status" <<'PY' || { tail -40 "$RUN_DIR/wrangler.log" >&2; fail "the job queue contract failed inside workerd"; }
+import json, sys
+status = sys.argv[2]
+try:
+    report = json.load(open(sys.argv[1]))
+except ValueError:
+    sys.exit(f"the queue contract report is not JSON (HTTP {status})")
+cases = report.get("cases", [])
+for case in cases:
+    mark = "ok  " if case["ok"] else ("WAIT" if case["pending"] else "FAIL")
+    print(f"  {mark} job_queue (push): {case['name']}" + ("" if case["ok"] else f" -- {case['error']}"))
+passed = sum(1 for case in cases if case["ok"])
+print(f"contract job_queue (push, Cloudflare Queues): {passed} passed, {len(cases) - passed} failed (HTTP {status})")
+if status == "202":
+    print("  the consumer did not catch up before the deadline (STOREFRONT_QUEUE_DEADLINE_SECS)")
+sys.exit(0 if status == "200" and cases and passed == len(cases) else 1)
+PY
+
+log "checking that an internal error is logged with its cause and answered without it"
+internal_status=$(curl -sS -o "$RUN_DIR/internal.json" -w '%{http_code}' --max-time 30 "$BASE/__test/internal-error") \
+  || fail "GET /__test/internal-error did not answer"
+[[ "$internal_status" == "500" ]] || fail "GET /__test/internal-error answered $internal_status, not 500"
+if grep -q "deliberate test failure" "$RUN_DIR/internal.json"; then
+  fail "the internal error's cause leaked into its response"
+fi
+
 scenarios="missing"
 if [[ -f "$ROOT/tests/Cargo.toml" ]]; then
   log "running the end-to-end scenarios against $BASE"
@@ -123,6 +183,43 @@ print(f"p50={samples[99]:.2f}ms p99={samples[197]:.2f}ms max={samples[-1]:.2f}ms
 PY
 latency=$(cat "$RUN_DIR/latency.txt")
 
+log "checking the Worker's structured logs in wrangler's output"
+sleep 1  # wrangler prints the Worker's console output asynchronously
+python3 - "$RUN_DIR/wrangler.log" <<'PY' || { tail -40 "$RUN_DIR/wrangler.log" >&2; fail "the Worker's JSON log lines are missing"; }
+import json, sys
+# wrangler prints console.log lines as they are and prefixes console.warn/console.error ones ("▲ [WARNING] ").
+decoder = json.JSONDecoder()
+lines = []
+for raw in open(sys.argv[1], encoding="utf-8", errors="replace"):
+    start = raw.find("{")
+    if start < 0:
+        continue
+    try:
+        line, _ = decoder.raw_decode(raw[start:])
+    except ValueError:
+        continue
+    if isinstance(line, dict) and "level" in line and "target" in line:
+        lines.append(line)
+def found(what, predicate):
+    matches = [line for line in lines if predicate(line)]
+    print(f"  {'ok  ' if matches else 'FAIL'} log: {what} ({len(matches)} lines)")
+    return bool(matches)
+checks = [
+    found("a request line of the products function with its request id", lambda l: l.get("function") == "products"
+          and l.get("message") == "handled" and l.get("level") == "INFO" and l.get("request_id") and "status" in l),
+    found("a request line of the product function", lambda l: l.get("function") == "product" and l.get("message") == "handled"),
+    found("the internal error's cause at level ERROR, in its request's span", lambda l: l.get("level") == "ERROR"
+          and l.get("function") == "testkit" and "deliberate test failure" in str(l.get("error", ""))),
+    found("a queue consumer line (dead-lettered job)", lambda l: l.get("message") == "job dead-lettered"),
+]
+print(f"structured logs: {len(lines)} JSON lines, {sum(checks)} of {len(checks)} checks passed")
+sys.exit(0 if all(checks) else 1)
+PY
+if grep -rqF -- "$SECRET" "$RUN_DIR/wrangler.log" "$RUN_DIR/wrangler-debug" 2>/dev/null; then
+  fail "the master secret appears in wrangler's output or debug log"
+fi
+log "the master secret appears in no log"
+
 wasm_raw=$(stat -c %s "$OUT/index_bg.wasm")
 wasm_gz=$(gzip -9 -c "$OUT/index_bg.wasm" | wc -c)
 
@@ -145,7 +242,8 @@ echo "test wasm: $wasm_raw bytes raw, $wasm_gz bytes gzipped (budget 1048576 gzi
 [[ -n "$release_sizes" ]] && echo "$release_sizes"
 echo "wrangler dev start to first 200: ${first_200_ms} ms"
 echo "GET /products/{id} x200 sequential: $latency"
-echo "contract suite inside workerd: passed"
+echo "contract suites inside workerd: item store passed, job queue (push) passed"
+echo "structured logs: JSON lines present, no secret in the logs"
 echo "end-to-end scenarios: $scenarios"
 echo "wrangler deploy --dry-run: $dry_run"
 

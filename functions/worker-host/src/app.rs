@@ -35,15 +35,15 @@ pub(crate) async fn store(env: &Env, clock: Arc<dyn Clock>) -> anyhow::Result<St
 }
 
 /// Every function's router on one state, with problem-document fallbacks.
-fn routes(state: AppState<Store>) -> Router {
+fn routes(state: AppState<Store>, env: &Env) -> Router {
     let router = Router::new()
         .merge(health::router(state.clone()))
         .merge(products::router(state.clone()))
         .merge(product::router(state.clone()));
     #[cfg(feature = "testkit")]
-    let router = router.merge(crate::contract::router(state));
+    let router = router.merge(crate::contract::router(state, env));
     #[cfg(not(feature = "testkit"))]
-    drop(state);
+    let _ = (state, env);
     router.fallback(shared::http::error::not_found)
 }
 
@@ -55,7 +55,7 @@ async fn build(env: &Env) -> anyhow::Result<(Router, AppState<Store>, Option<KvL
     let state = AppState::new(store, clock, ids, config.keys);
     // The cache is an optimisation: without its binding the catalog is served from D1 alone.
     let cache = env.kv(config::CATALOG_CACHE_BINDING).ok().map(KvListingCache::new);
-    Ok((routes(state.clone()), state, cache))
+    Ok((routes(state.clone(), env), state, cache))
 }
 
 /// The most request body the Worker reads before routing (far above every endpoint's own limit).
@@ -77,7 +77,7 @@ pub(crate) async fn handle(req: HttpRequest, env: &Env) -> http::Response<Body> 
     match build(env).await {
         Ok((router, state, cache)) => crate::cache::serve(req, router, &state, cache.as_ref()).await,
         Err(error) => {
-            worker::console_error!("{:?}", error.context("failed to build the worker's state"));
+            tracing::error!(error = ?error, "failed to build the worker's state");
             axum::response::IntoResponse::into_response(ApiError::Internal(anyhow::anyhow!("worker misconfigured")))
         }
     }
@@ -97,13 +97,13 @@ pub(crate) async fn tick(cron: &str, env: &Env) {
     let (_, state, cache) = match build(env).await {
         Ok(built) => built,
         Err(error) => {
-            worker::console_error!("cron {cron}: {:?}", error.context("failed to build the worker's state"));
+            tracing::error!(cron, error = ?error, "failed to build the worker's state");
             return;
         }
     };
     match state.store.sweep_expired().await {
-        Ok(deleted) => worker::console_log!("cron {cron}: swept {deleted} expired items"),
-        Err(error) => worker::console_error!("cron {cron}: failed to sweep expired items: {error:?}"),
+        Ok(deleted) => tracing::info!(cron, deleted, "swept expired items"),
+        Err(error) => tracing::error!(cron, error = ?error, "failed to sweep expired items"),
     }
     let seed = match Config::from_worker_env(env) {
         Ok(config) => config.demo_seed,
@@ -112,12 +112,12 @@ pub(crate) async fn tick(cron: &str, env: &Env) {
     if seed {
         match state.catalog.seed_demo_if_empty(&state.ids, &state.clock).await {
             Ok(created) => {
-                worker::console_log!("cron {cron}: seeded {created} demo products");
+                tracing::info!(cron, created, "seeded the demo catalog");
                 if created > 0 {
                     crate::cache::invalidate(&state, cache.as_ref()).await;
                 }
             }
-            Err(error) => worker::console_error!("cron {cron}: failed to seed the demo catalog: {error:?}"),
+            Err(error) => tracing::error!(cron, error = ?error, "failed to seed the demo catalog"),
         }
     }
 }

@@ -47,7 +47,7 @@ async fn generation(state: &AppState<Store>) -> Option<String> {
         Ok(Some(item)) => item.data.get("generation").and_then(|value| value.as_str()).map(str::to_owned),
         Ok(None) => Some("initial".to_owned()),
         Err(error) => {
-            worker::console_error!("listing cache: failed to read the catalog generation: {error:?}");
+            tracing::error!(error = ?error, "listing cache: failed to read the catalog generation");
             None
         }
     }
@@ -60,7 +60,7 @@ pub(crate) async fn invalidate(state: &AppState<Store>, cache: Option<&KvListing
     }
     let item = Item::new(generation_key(), 1, serde_json::json!({ "generation": state.ids.new_id() }));
     if let Err(error) = state.store.put(item, Condition::None).await {
-        worker::console_error!("listing cache: failed to start a new generation: {error:?}");
+        tracing::error!(error = ?error, "listing cache: failed to start a new generation");
     }
 }
 
@@ -111,7 +111,7 @@ pub(crate) async fn serve(
             }
             Err(error) => {
                 // The body failed (or is absurdly large): answer a server error rather than half a listing.
-                worker::console_error!("listing cache: failed to buffer a listing: {error}");
+                tracing::error!(error = %error, "listing cache: failed to buffer a listing");
                 axum::response::IntoResponse::into_response(shared::http::ApiError::Internal(anyhow::anyhow!(
                     "listing too large to buffer"
                 )))

@@ -11,8 +11,13 @@ use worker::Env;
 pub(crate) const DB_BINDING: &str = shared::adapters::d1::D1_BINDING;
 /// The KV namespace holding the catalog listing cache.
 pub(crate) const CATALOG_CACHE_BINDING: &str = "CATALOG_CACHE";
+/// The jobs queue (producer side).
+#[cfg_attr(not(feature = "testkit"), allow(dead_code))]
+pub(crate) const JOBS_BINDING: &str = "JOBS";
 /// The jobs queue's dead-letter queue (producer side, for permanent failures).
 pub(crate) const JOBS_DLQ_BINDING: &str = "JOBS_DLQ";
+/// A variable naming the dead-letter queue, so the queue handler knows a batch from it for what it is.
+pub(crate) const JOBS_DLQ_QUEUE_BINDING: &str = "JOBS_DLQ_QUEUE";
 /// The master secret (a Worker secret: `wrangler secret put`, or `.dev.vars` locally).
 pub(crate) const SECRET_BINDING: &str = "STOREFRONT_SECRET";
 /// `"true"` to write the demo catalog into an empty store on the cron trigger.

@@ -1,11 +1,15 @@
 //! Test builds only (feature `testkit`): `GET /__test/contract` runs the item store contract suite against the
-//! real D1 binding inside workerd and answers the per-case report as JSON.
+//! real D1 binding inside workerd and answers the per-case report as JSON; `job_queue` holds the push-side queue
+//! contract (`/__test/queue-contract`) on the real Queues bindings; `GET /__test/internal-error` fails on purpose
+//! with `ApiError::Internal`, so the test script can check that the cause reaches the log and not the response.
+//! The routes are observed like every function's (function name `testkit`), so they log a line per request too.
 //!
 //! The suite is the very one every other adapter passes (`shared::contract::item_store::run`); each run uses
 //! a fresh namespace, so runs never see each other's items. The report is
 //! `{"suite": "item_store", "passed": N, "failed": N, "cases": [{"name", "ok", "error"}]}` with status 200
 //! when every case passed and 500 otherwise. This route is never compiled into a release build.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -20,6 +24,8 @@ use shared::ports::Timestamp;
 use worker::send::SendFuture;
 
 use crate::app::Store;
+
+pub(crate) mod job_queue;
 
 /// Real time: the D1 store judges expiry by the Worker's clock, so the suite waits for real.
 struct WorkerHarness(AppState<Store>);
@@ -66,7 +72,19 @@ async fn item_store_contract(State(state): State<AppState<Store>>) -> Response {
     report("item_store", cases)
 }
 
+/// Always fails with an internal error whose cause names itself, so the test script can find it in the log.
+async fn internal_error() -> shared::http::ApiError {
+    shared::http::ApiError::Internal(anyhow::anyhow!("deliberate test failure (GET /__test/internal-error)"))
+}
+
 /// The test-only routes.
-pub(crate) fn router(state: AppState<Store>) -> Router {
-    Router::new().route("/__test/contract", get(item_store_contract)).with_state(state)
+pub(crate) fn router(state: AppState<Store>, env: &worker::Env) -> Router {
+    let queue_contract = job_queue::QueueContract::new(state.clone(), env);
+    let (clock, ids) = (Arc::clone(&state.clock), Arc::clone(&state.ids));
+    let routes = Router::new()
+        .route("/__test/contract", get(item_store_contract))
+        .route("/__test/internal-error", get(internal_error))
+        .with_state(state)
+        .merge(job_queue::router(queue_contract));
+    shared::http::context::observed(routes, "testkit", clock, ids)
 }

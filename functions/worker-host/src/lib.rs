@@ -13,26 +13,43 @@ mod config;
 #[cfg(feature = "testkit")]
 mod contract;
 mod jobs;
+mod logging;
 mod platform;
 
-use worker::{Context, Env, HttpRequest, MessageBatch, ScheduleContext, ScheduledEvent, event};
+use worker::{Context, Env, HttpRequest, ScheduleContext, ScheduledEvent, event};
 
 /// Every request: build the state from the bindings, then route it through the functions' routers.
 #[event(fetch)]
 async fn fetch(req: HttpRequest, env: Env, _ctx: Context) -> worker::Result<http::Response<axum::body::Body>> {
+    logging::init();
     Ok(app::handle(req, &env).await)
-}
-
-/// Every batch of the jobs queue. Always `Ok`: each message is settled on its own, and an error returned here
-/// would make the runtime glue panic.
-#[event(queue)]
-async fn queue(batch: MessageBatch<serde_json::Value>, env: Env, _ctx: Context) -> worker::Result<()> {
-    jobs::consume(&batch, &env).await;
-    Ok(())
 }
 
 /// Every cron tick: housekeeping (expired items, demo catalog when enabled).
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    logging::init();
     app::tick(&event.cron(), &env).await;
+}
+
+/// The queue export, written out instead of `#[event(queue)]`: that macro wraps the batch in workers-rs'
+/// `MessageBatch`, which hides the message objects' `attempts` and unwraps every runtime call, and it panics
+/// when the handler fails. This one hands the raw batch to `jobs::consume` and turns a failure into a rejected
+/// promise, which makes the platform deliver the batch's unsettled messages again.
+mod queue_export {
+    use worker::wasm_bindgen::JsValue;
+    use worker::wasm_bindgen::prelude::wasm_bindgen;
+    use worker::worker_sys::{Context, MessageBatch};
+
+    /// Every batch of a queue this Worker consumes.
+    #[allow(unreachable_pub, reason = "wasm-bindgen exports it to the JavaScript entry module")]
+    #[wasm_bindgen(
+        wasm_bindgen = ::worker::wasm_bindgen,
+        wasm_bindgen_futures = ::worker::wasm_bindgen_futures,
+        js_sys = ::worker::js_sys
+    )]
+    pub async fn queue(batch: MessageBatch, env: worker::Env, _ctx: Context) -> Result<JsValue, JsValue> {
+        crate::logging::init();
+        crate::jobs::consume(&batch, &env).await.map(|()| JsValue::UNDEFINED)
+    }
 }

@@ -1,0 +1,232 @@
+//! The Worker's `tracing` subscriber: one JSON object per event, written with `console.log` (`console.warn` and
+//! `console.error` for warnings and errors), which `wrangler dev`, `wrangler tail` and Workers Logs collect.
+//!
+//! Each line holds the event's level, target, message and fields, the fields of every span it happened in
+//! (outermost first, so `request_id` and `function` from the request-context span are on every line of a
+//! request), the innermost span's name and the time from JavaScript's `Date` (`SystemTime::now()` panics on
+//! wasm32). It is installed once per isolate and keeps only open spans, so it does not grow with traffic.
+//! It writes what callers log and nothing else: no code may log a secret, and this module adds none.
+//! Nothing here may panic: a lock is never held while foreign code (a field's `Debug`) runs.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, Once, PoisonError};
+
+use serde_json::{Map, Value};
+use tracing::field::{Field, Visit};
+use tracing::level_filters::LevelFilter;
+use tracing::span::{Attributes, Id, Record};
+use tracing::subscriber::Interest;
+use tracing::{Event, Level, Metadata, Subscriber};
+use worker::wasm_bindgen::JsValue;
+
+/// The most verbose level written.
+const MAX_LEVEL: Level = Level::INFO;
+
+/// Installs the subscriber as the global default, once per isolate.
+pub(crate) fn init() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        if tracing::subscriber::set_global_default(JsonConsole::default()).is_err() {
+            worker::web_sys::console::error_1(&JsValue::from_str("logging: a tracing subscriber was already installed"));
+        }
+    });
+}
+
+/// Collects an event's or a span's fields as JSON values.
+struct JsonFields<'a>(&'a mut Map<String, Value>);
+
+impl Visit for JsonFields<'_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.insert(field.name().to_owned(), serde_json::Number::from_f64(value).map_or(Value::Null, Value::Number));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        let mut text = value.to_string();
+        let mut source = value.source();
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        self.0.insert(field.name().to_owned(), Value::from(text));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0.insert(field.name().to_owned(), Value::from(format!("{value:?}")));
+    }
+}
+
+struct SpanData {
+    metadata: &'static Metadata<'static>,
+    parent: Option<u64>,
+    fields: Map<String, Value>,
+    /// Handles to this span, plus one for each open child (a child's line needs its ancestors' fields).
+    refs: usize,
+}
+
+#[derive(Default)]
+struct State {
+    spans: HashMap<u64, SpanData>,
+    /// The entered spans, innermost last. Workers run one thread per isolate, so one stack serves it; a future
+    /// instrumented with a span enters it for each poll and leaves it before yielding.
+    stack: Vec<u64>,
+}
+
+/// The subscriber. Span ids start at 1 (`Id` may not be 0).
+#[derive(Default)]
+struct JsonConsole {
+    last_id: AtomicU64,
+    state: Mutex<State>,
+}
+
+impl JsonConsole {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn write(level: Level, line: &str) {
+    let line = JsValue::from_str(line);
+    match level {
+        Level::ERROR => worker::web_sys::console::error_1(&line),
+        Level::WARN => worker::web_sys::console::warn_1(&line),
+        _ => worker::web_sys::console::log_1(&line),
+    }
+}
+
+impl Subscriber for JsonConsole {
+    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
+        if self.enabled(metadata) { Interest::always() } else { Interest::never() }
+    }
+
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        *metadata.level() <= MAX_LEVEL
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(LevelFilter::from_level(MAX_LEVEL))
+    }
+
+    fn new_span(&self, attrs: &Attributes<'_>) -> Id {
+        let mut fields = Map::new();
+        attrs.record(&mut JsonFields(&mut fields));
+        let id = self.last_id.fetch_add(1, Ordering::Relaxed).wrapping_add(1).max(1);
+        let mut state = self.state();
+        let parent = if attrs.is_contextual() {
+            state.stack.last().copied()
+        } else {
+            attrs.parent().map(Id::into_u64)
+        };
+        let parent = parent.filter(|parent| match state.spans.get_mut(parent) {
+            Some(data) => {
+                data.refs += 1;
+                true
+            }
+            None => false,
+        });
+        state.spans.insert(id, SpanData { metadata: attrs.metadata(), parent, fields, refs: 1 });
+        Id::from_u64(id)
+    }
+
+    fn record(&self, span: &Id, values: &Record<'_>) {
+        let mut fields = Map::new();
+        values.record(&mut JsonFields(&mut fields));
+        if let Some(data) = self.state().spans.get_mut(&span.into_u64()) {
+            data.fields.extend(fields);
+        }
+    }
+
+    fn record_follows_from(&self, _span: &Id, _follows: &Id) {}
+
+    fn event(&self, event: &Event<'_>) {
+        let metadata = event.metadata();
+        let mut event_fields = Map::new();
+        event.record(&mut JsonFields(&mut event_fields));
+        let mut line = Map::new();
+        {
+            let state = self.state();
+            let innermost = if event.is_contextual() {
+                state.stack.last().copied()
+            } else {
+                event.parent().map(Id::into_u64)
+            };
+            let mut chain = Vec::new();
+            let mut next = innermost;
+            while let Some(id) = next {
+                let Some(data) = state.spans.get(&id) else { break };
+                chain.push(data);
+                next = data.parent;
+            }
+            if let Some(data) = chain.first() {
+                line.insert("span".to_owned(), Value::from(data.metadata.name()));
+            }
+            for data in chain.iter().rev() {
+                line.extend(data.fields.iter().map(|(key, value)| (key.clone(), value.clone())));
+            }
+        }
+        line.extend(event_fields);
+        line.insert("level".to_owned(), Value::from(metadata.level().as_str()));
+        line.insert("target".to_owned(), Value::from(metadata.target()));
+        line.insert("time".to_owned(), Value::from(String::from(worker::js_sys::Date::new_0().to_iso_string())));
+        // Serialising a map of strings, numbers and booleans cannot fail; if it ever did, say so rather than panic.
+        let text = serde_json::to_string(&line).unwrap_or_else(|_| "{\"level\":\"ERROR\",\"message\":\"unserialisable log event\"}".to_owned());
+        write(*metadata.level(), &text);
+    }
+
+    fn enter(&self, span: &Id) {
+        self.state().stack.push(span.into_u64());
+    }
+
+    fn exit(&self, span: &Id) {
+        let id = span.into_u64();
+        let mut state = self.state();
+        if let Some(position) = state.stack.iter().rposition(|entered| *entered == id) {
+            state.stack.remove(position);
+        }
+    }
+
+    fn clone_span(&self, span: &Id) -> Id {
+        if let Some(data) = self.state().spans.get_mut(&span.into_u64()) {
+            data.refs += 1;
+        }
+        span.clone()
+    }
+
+    fn try_close(&self, span: Id) -> bool {
+        let mut state = self.state();
+        let mut closed = false;
+        let mut next = Some(span.into_u64());
+        // Closing a span releases its hold on its parent, which may close in turn.
+        while let Some(id) = next.take() {
+            let Some(data) = state.spans.get_mut(&id) else { break };
+            data.refs = data.refs.saturating_sub(1);
+            if data.refs > 0 {
+                break;
+            }
+            let parent = data.parent;
+            state.spans.remove(&id);
+            closed = closed || id == span.into_u64();
+            next = parent;
+        }
+        closed
+    }
+
+}
