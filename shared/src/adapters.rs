@@ -8,11 +8,15 @@
 pub mod d1;
 #[cfg(feature = "cloudflare")]
 pub mod kv;
+#[cfg(feature = "aws")]
+pub mod dynamodb;
 pub mod memory;
 #[cfg(feature = "cloudflare")]
 pub mod queues;
 #[cfg(feature = "local")]
 pub mod sqlite;
+#[cfg(feature = "aws")]
+pub mod sqs;
 #[cfg(feature = "native")]
 pub mod system;
 

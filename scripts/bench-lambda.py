@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""A Lambda Runtime API emulator on 127.0.0.1 that measures release binaries, and writes a markdown table.
+
+Usage: bench-lambda.py EVENT_FILE COLD_STARTS WARM_INVOCATIONS NAME=BINARY [NAME=BINARY ...]
+
+For every binary and every cold start it starts the process with AWS_LAMBDA_RUNTIME_API pointing here and
+measures: init (process start to its first `next` request), the first invocation (event handed out to
+response received) and warm invocations (the same, after the first), the peak resident memory (VmHWM) and
+the binary's size. Medians over the cold starts. Standard library only; it serves nothing but 127.0.0.1.
+"""
+
+import http.server
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+
+class Emulator(http.server.ThreadingHTTPServer):
+    def __init__(self, event):
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.event = event
+        self.lock = threading.Condition()
+        self.next_times = []
+        self.responses = []
+        self.queue = []
+
+    def hand_out(self, count):
+        with self.lock:
+            self.queue.extend(range(count))
+            self.lock.notify_all()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Without TCP_NODELAY, Nagle's algorithm and delayed ACKs add 40 ms to every kept-alive exchange.
+    disable_nagle_algorithm = True
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        server = self.server
+        if not self.path.endswith("/runtime/invocation/next"):
+            self.send_error(404)
+            return
+        with server.lock:
+            server.next_times.append(time.perf_counter())
+            while not server.queue:
+                if not server.lock.wait(timeout=30):
+                    # The run is over and the process is being stopped: leave its last `next` unanswered.
+                    self.close_connection = True
+                    return
+            request_id = f"bench-{server.queue.pop(0)}-{len(server.next_times)}"
+        body = server.event
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Lambda-Runtime-Aws-Request-Id", request_id)
+        self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 30_000))
+        self.send_header("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:bench")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        with server.lock:
+            server.handed_at = time.perf_counter()
+
+    def do_POST(self):
+        server = self.server
+        length = int(self.headers.get("Content-Length", "0"))
+        payload = self.rfile.read(length)
+        now = time.perf_counter()
+        self.send_response(202)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        with server.lock:
+            server.responses.append((now - server.handed_at, self.path.endswith("/response"), payload))
+            server.lock.notify_all()
+
+
+def peak_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def run_once(binary, event, warm, env):
+    server = Emulator(event)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    child_env = dict(env, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{server.server_address[1]}")
+    started = time.perf_counter()
+    process = subprocess.Popen([binary], env=child_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 30
+        while not server.next_times:
+            if process.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"{binary} never asked for an event: {process.stderr.read().decode()[-2000:]}")
+            time.sleep(0.0002)
+        init = server.next_times[0] - started
+        durations = []
+        for index in range(1 + warm):
+            server.hand_out(1)
+            with server.lock:
+                while len(server.responses) <= index:
+                    if not server.lock.wait(timeout=30):
+                        raise RuntimeError(f"{binary} did not answer invocation {index}")
+            duration, ok, payload = server.responses[index]
+            if not ok:
+                raise RuntimeError(f"{binary} reported an error: {payload[:500]!r}")
+            durations.append(duration)
+        peak = peak_kib(process.pid)
+        return init, durations[0], statistics.median(durations[1:]) if warm else 0.0, peak
+    finally:
+        process.kill()
+        process.wait()
+        server.shutdown()
+        server.server_close()
+
+
+def main():
+    event_file, cold, warm = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    with open(event_file, "rb") as handle:
+        event = handle.read()
+    env = {key: value for key, value in os.environ.items()}
+    rows = []
+    baseline = None
+    for spec in sys.argv[4:]:
+        name, binary = spec.split("=", 1)
+        runs = [run_once(binary, event, warm, env) for _ in range(cold)]
+        init = statistics.median(run[0] for run in runs) * 1000
+        first = statistics.median(run[1] for run in runs) * 1000
+        warm_ms = statistics.median(run[2] for run in runs) * 1000
+        peak = max(run[3] for run in runs) / 1024
+        size = os.path.getsize(binary) / 1024 / 1024
+        if baseline is None:
+            baseline = init
+        rows.append((name, init, init / baseline, first, warm_ms, peak, size))
+    print(f"| function | init ms (median of {cold}) | init vs hello-world | first invocation ms | warm invocation ms (median of {warm}) | peak memory MB | binary MB |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, init, ratio, first, warm_ms, peak, size in rows:
+        print(f"| {name} | {init:.2f} | {ratio:.2f}x | {first:.2f} | {warm_ms:.3f} | {peak:.1f} | {size:.1f} |")
+
+
+if __name__ == "__main__":
+    main()

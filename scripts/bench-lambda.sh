@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The Lambda benchmark (a command, not a test): builds every function and a hello-world `lambda_runtime`
+# binary with the workspace's release profile, runs each under the Runtime API emulator in
+# scripts/bench-lambda.py on 127.0.0.1, and writes a markdown table (stdout and ${1:-.cache/aws/bench.md}).
+# The event is an API Gateway v2 request for a path no function serves, so the warm figure is the handler
+# overhead without storage time; the functions still build their DynamoDB client at init, pointed at a closed
+# 127.0.0.1 port with dummy keys, so nothing can reach AWS or 169.254.169.254.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+out="${1:-.cache/aws/bench.md}"
+cold="${BENCH_COLD_STARTS:-20}"
+warm="${BENCH_WARM_INVOCATIONS:-50}"
+target="${CARGO_TARGET_DIR:-$PWD/target}"
+bench="$PWD/.cache/aws/bench"
+mkdir -p "$bench/hello/src"
+
+say "hello-world lambda_runtime crate (same release profile, same lambda_runtime version)"
+runtime_version=$(awk '/^name = "lambda_runtime"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
+[[ -n "$runtime_version" ]] || die "Cargo.lock holds no lambda_runtime"
+tokio_version=$(awk '/^name = "tokio"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
+{
+  cat <<EOF
+[package]
+name = "hello-world"
+version = "0.0.0"
+edition = "2024"
+publish = false
+
+[dependencies]
+lambda_runtime = { version = "=$runtime_version", default-features = false, features = ["tracing"] }
+serde_json = "1"
+tokio = { version = "=$tokio_version", default-features = false, features = ["macros", "rt"] }
+
+[workspace]
+
+EOF
+  # The workspace's release profile, verbatim.
+  awk '/^\[profile.release\]/ { on = 1; print; next } /^\[/ { on = 0 } on' Cargo.toml
+} >"$bench/hello/Cargo.toml"
+cat >"$bench/hello/src/main.rs" <<'EOF'
+//! Hello world on lambda_runtime: the baseline the benchmark compares every function with.
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::{Value, json};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::run(service_fn(|_event: LambdaEvent<Value>| async { Ok::<Value, Error>(json!({ "statusCode": 200, "body": "hello" })) })).await
+}
+EOF
+
+say "release builds"
+CARGO_TARGET_DIR="$target" cargo build --release --manifest-path "$bench/hello/Cargo.toml"
+cargo build --release -p health -p products -p product --features aws --bins
+
+cat >"$bench/event.json" <<'EOF'
+{"version":"2.0","routeKey":"$default","rawPath":"/bench/not-a-route","rawQueryString":"","headers":{"host":"bench.example"},"requestContext":{"accountId":"123456789012","apiId":"bench","domainName":"bench.example","http":{"method":"GET","path":"/bench/not-a-route","protocol":"HTTP/1.1","sourceIp":"192.0.2.1","userAgent":"bench"},"requestId":"bench","routeKey":"$default","stage":"$default","time":"21/Nov/2026:07:00:00 +0000","timeEpoch":1795158000000},"isBase64Encoded":false}
+EOF
+
+say "measuring: $cold cold starts and $warm warm invocations each"
+env -i PATH="$PATH" HOME="$HOME" \
+  AWS_ACCESS_KEY_ID=storefrontlocal AWS_SECRET_ACCESS_KEY=storefrontlocal AWS_REGION=us-east-1 \
+  AWS_EC2_METADATA_DISABLED=true AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:9 \
+  AWS_LAMBDA_FUNCTION_NAME=bench AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128 AWS_LAMBDA_FUNCTION_VERSION='$LATEST' \
+  AWS_LAMBDA_LOG_LEVEL=error TABLE_NAME=bench STOREFRONT_SECRET=bench-only-secret-bench-only-secret-0123 \
+  python3 scripts/bench-lambda.py "$bench/event.json" "$cold" "$warm" \
+    "hello-world=$target/release/hello-world" \
+    "health=$target/release/health" "products=$target/release/products" "product=$target/release/product" \
+  | tee "$out"
+echo "written to $out"
