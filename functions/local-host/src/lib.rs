@@ -108,6 +108,7 @@ pub fn app(state: AppState<Store>) -> Router {
         .merge(products::router(state.clone()))
         .merge(product::router(state))
         .fallback(shared::http::error::not_found)
+        .layer(axum::middleware::from_fn(shared::http::extract::buffer_body))
 }
 
 /// A running server.

@@ -3,8 +3,7 @@
 //! name, the route template (never the raw path or query, which may carry personal data), the status, the
 //! latency and whether this was the function instance's first request (cold start).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
@@ -28,7 +27,21 @@ struct Observer {
     function: &'static str,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGen>,
-    cold: Arc<AtomicBool>,
+}
+
+/// The functions that have served a request in this process (or Worker isolate). Kept per process rather
+/// than per router, because the Workers host builds its routers on every request.
+static SERVED: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+
+/// Whether this is the first request `function` serves in this process, marking it served.
+fn first_request(function: &'static str) -> bool {
+    let mut served = SERVED.lock().unwrap_or_else(PoisonError::into_inner);
+    if served.contains(&function) {
+        false
+    } else {
+        served.push(function);
+        true
+    }
 }
 
 fn well_formed(candidate: &str) -> bool {
@@ -47,7 +60,7 @@ async fn observe(State(observer): State<Observer>, mut req: Request, next: Next)
         .map_or_else(|| observer.ids.new_id(), str::to_owned);
     let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |path| path.as_str()).to_owned();
     let method = req.method().clone();
-    let cold_start = observer.cold.swap(false, Ordering::Relaxed);
+    let cold_start = first_request(observer.function);
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let span = tracing::info_span!("request", request_id = %request_id, function = observer.function);
     let mut response = next.run(req).instrument(span.clone()).await;
@@ -71,7 +84,7 @@ async fn observe(State(observer): State<Observer>, mut req: Request, next: Next)
 /// Wraps a function's routes with the request-context middleware, and answers a method the routes do not
 /// take with a 405 problem document.
 pub fn observed(router: Router, function: &'static str, clock: Arc<dyn Clock>, ids: Arc<dyn IdGen>) -> Router {
-    let observer = Observer { function, clock, ids, cold: Arc::new(AtomicBool::new(true)) };
+    let observer = Observer { function, clock, ids };
     router
         .method_not_allowed_fallback(crate::http::error::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(observer, observe))

@@ -146,3 +146,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
         Ok(Params::parse(parts.uri.query().unwrap_or_default()))
     }
 }
+
+/// The most request body a host reads before routing (far above every endpoint's own limit).
+pub const MAX_BUFFERED_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// Host middleware: reads the whole request body (up to [`MAX_BUFFERED_BODY_BYTES`]) before routing.
+///
+/// A route may answer without reading the body (405, 415, 413 from `Content-Length`). If the server then closes
+/// the connection while the client is still sending, the client sees a reset instead of the problem document;
+/// reading the body first lets every client read its answer. A larger body gets a 413 problem document.
+pub async fn buffer_body(req: Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, MAX_BUFFERED_BODY_BYTES).await {
+        Ok(bytes) => next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await,
+        Err(_) => ApiError::PayloadTooLarge { limit: MAX_BUFFERED_BODY_BYTES }.into_response(),
+    }
+}
