@@ -24,7 +24,7 @@ use worker::wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement};
 
 use crate::ports::item_store::{
-    self, Condition, Cursor, Item, ItemKey, ItemStore, MAX_TRANSACTION_WRITES, Page, Query, StoreError, Write,
+    self, Condition, Item, ItemKey, ItemStore, MAX_TRANSACTION_WRITES, Page, Query, StoreError, Write,
 };
 use crate::ports::Clock;
 
@@ -275,14 +275,8 @@ impl D1ItemStore {
             .map_err(|error| d1_error(error, "failed to bind a query"))?;
         let result = SendFuture::new(statement.all()).await.map_err(|error| d1_error(error, "failed to run a query"))?;
         let rows: Vec<Row> = result.results().map_err(|error| d1_error(error, "failed to read query rows"))?;
-        let mut items = rows.into_iter().map(to_item).collect::<Result<Vec<_>, _>>()?;
-        let next = if items.len() > query.limit {
-            items.truncate(query.limit);
-            items.last().map(Cursor::after)
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        let items = rows.into_iter().map(to_item).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_overfetch(items, query.limit))
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::adapters::{QueueSettings, millis};
-use crate::ports::item_store::{self, Condition, Cursor, Item, ItemKey, ItemStore, Page, Query, StoreError, Write};
+use crate::ports::item_store::{self, Condition, Item, ItemKey, ItemStore, Page, Query, StoreError, Write};
 use crate::ports::job_queue::{Delivery, JobInbox, JobQueue, NewJob, Outcome, QueueError};
 use crate::ports::{Clock, IdGen, Timestamp};
 
@@ -134,7 +134,7 @@ impl ItemStore for MemoryItemStore {
                     _ => query.sk_prefix.as_str(),
                 },
             );
-            let mut live = items
+            let live = items
                 .range(start..)
                 .take_while(|(key, _)| key.pk == query.pk && key.sk.starts_with(&query.sk_prefix))
                 .filter(|(key, item)| {
@@ -144,13 +144,7 @@ impl ItemStore for MemoryItemStore {
                 .map(|(_, item)| item.clone())
                 .take(query.limit + 1)
                 .collect::<Vec<_>>();
-            let next = if live.len() > query.limit {
-                live.truncate(query.limit);
-                live.last().map(Cursor::after)
-            } else {
-                None
-            };
-            Page { items: live, next }
+            Page::from_overfetch(live, query.limit)
         });
         std::future::ready(result)
     }

@@ -189,13 +189,7 @@ impl SqliteItemStore {
         for row in rows {
             items.push(to_item(row.map_err(|error| internal(error, "failed to read a row"))?)?);
         }
-        let next = if items.len() > query.limit {
-            items.truncate(query.limit);
-            items.last().map(Cursor::after)
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        Ok(Page::from_overfetch(items, query.limit))
     }
 }
 

@@ -37,31 +37,6 @@ impl ProductId {
     }
 }
 
-impl TryFrom<String> for ProductId {
-    type Error = ProductError;
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        Self::parse(&text)
-    }
-}
-
-impl From<ProductId> for String {
-    fn from(id: ProductId) -> Self {
-        id.0
-    }
-}
-
-impl AsRef<str> for ProductId {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for ProductId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// A stock-keeping unit: 1 to 64 characters of `[0-9A-Za-z_-]`, stored upper-case.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -79,25 +54,6 @@ impl Sku {
         } else {
             Err(ProductError::invalid("sku", "1 to 64 characters of letters, digits, '-' and '_'"))
         }
-    }
-}
-
-impl TryFrom<String> for Sku {
-    type Error = ProductError;
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        Self::parse(&text)
-    }
-}
-
-impl From<Sku> for String {
-    fn from(sku: Sku) -> Self {
-        sku.0
-    }
-}
-
-impl AsRef<str> for Sku {
-    fn as_ref(&self) -> &str {
-        &self.0
     }
 }
 
@@ -127,30 +83,40 @@ impl Category {
     }
 }
 
-impl TryFrom<String> for Category {
-    type Error = ProductError;
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        Self::parse(&text)
-    }
+/// The conversions every validated text newtype shares: parsed from a `String` (for serde), turned back into
+/// one, and read as `&str`.
+macro_rules! text_newtype {
+    ($name:ident) => {
+        impl TryFrom<String> for $name {
+            type Error = ProductError;
+            fn try_from(text: String) -> Result<Self, Self::Error> {
+                Self::parse(&text)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> Self {
+                value.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
 }
 
-impl From<Category> for String {
-    fn from(category: Category) -> Self {
-        category.0
-    }
-}
-
-impl AsRef<str> for Category {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Category {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+text_newtype!(ProductId);
+text_newtype!(Sku);
+text_newtype!(Category);
 
 /// A product of the catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

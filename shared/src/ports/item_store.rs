@@ -270,6 +270,20 @@ pub struct Page {
     pub next: Option<Cursor>,
 }
 
+impl Page {
+    /// A page from up to `limit + 1` items read in order: the extra item, if present, only proves that a next
+    /// page exists, so it is dropped and the cursor points after the last item kept.
+    pub fn from_overfetch(mut items: Vec<Item>, limit: usize) -> Self {
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(Cursor::after)
+        } else {
+            None
+        };
+        Self { items, next }
+    }
+}
+
 /// What can go wrong with the item store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
