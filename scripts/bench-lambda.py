@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """A Lambda Runtime API emulator on 127.0.0.1 that measures release binaries, and writes a markdown table.
 
-Usage: bench-lambda.py EVENT_FILE COLD_STARTS WARM_INVOCATIONS NAME=BINARY [NAME=BINARY ...]
+Usage: bench-lambda.py EVENT_FILE COLD_STARTS WARM_INVOCATIONS NAME=BINARY[@EVENT_FILE] [...]
+
+A binary given its own EVENT_FILE (an SQS consumer, say) gets that event instead of the shared one.
 
 For every binary and every cold start it starts the process with AWS_LAMBDA_RUNTIME_API pointing here and
 measures: init (process start to its first `next` request), the first invocation (event handed out to
@@ -134,7 +136,12 @@ def main():
     baseline = None
     for spec in sys.argv[4:]:
         name, binary = spec.split("=", 1)
-        runs = [run_once(binary, event, warm, env) for _ in range(cold)]
+        own_event = event
+        if "@" in binary:
+            binary, own_event_file = binary.split("@", 1)
+            with open(own_event_file, "rb") as handle:
+                own_event = handle.read()
+        runs = [run_once(binary, own_event, warm, env) for _ in range(cold)]
         init = statistics.median(run[0] for run in runs) * 1000
         first = statistics.median(run[1] for run in runs) * 1000
         warm_ms = statistics.median(run[2] for run in runs) * 1000

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The Lambda benchmark (a command, not a test): builds every function and a hello-world `lambda_runtime`
 # binary with the workspace's release profile, runs each under the Runtime API emulator in
-# scripts/bench-lambda.py on 127.0.0.1, and writes a markdown table (stdout and ${1:-.cache/aws/bench.md}).
-# The event is an API Gateway v2 request for a path no function serves, so the warm figure is the handler
-# overhead without storage time; the functions still build their DynamoDB client at init, pointed at a closed
-# 127.0.0.1 port with dummy keys, so nothing can reach AWS or 169.254.169.254.
+# scripts/bench-lambda.py on 127.0.0.1, and writes a markdown table (stdout and ${1:-target/bench-lambda.md},
+# which git ignores). The HTTP functions get an API Gateway v2 request for a path no function serves and the
+# jobs function an empty SQS batch, so the warm figure is the handler overhead without storage time; the
+# functions still build their SDK clients at init, pointed at a closed 127.0.0.1 port with dummy keys, so
+# nothing can reach AWS or 169.254.169.254.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-out="${1:-.cache/aws/bench.md}"
+out="${1:-target/bench-lambda.md}"
+mkdir -p "$(dirname "$out")"
 cold="${BENCH_COLD_STARTS:-20}"
 warm="${BENCH_WARM_INVOCATIONS:-50}"
 target="${CARGO_TARGET_DIR:-$PWD/target}"
@@ -52,20 +54,22 @@ EOF
 
 say "release builds"
 CARGO_TARGET_DIR="$target" cargo build --release --manifest-path "$bench/hello/Cargo.toml"
-cargo build --release -p health -p products -p product --features aws --bins
+cargo build --release -p health -p products -p product -p jobs --features aws --bins
 
 cat >"$bench/event.json" <<'EOF'
 {"version":"2.0","routeKey":"$default","rawPath":"/bench/not-a-route","rawQueryString":"","headers":{"host":"bench.example"},"requestContext":{"accountId":"123456789012","apiId":"bench","domainName":"bench.example","http":{"method":"GET","path":"/bench/not-a-route","protocol":"HTTP/1.1","sourceIp":"192.0.2.1","userAgent":"bench"},"requestId":"bench","routeKey":"$default","stage":"$default","time":"21/Nov/2026:07:00:00 +0000","timeEpoch":1795158000000},"isBase64Encoded":false}
 EOF
+echo '{"Records":[]}' >"$bench/sqs-event.json"
 
 say "measuring: $cold cold starts and $warm warm invocations each"
 env -i PATH="$PATH" HOME="$HOME" \
   AWS_ACCESS_KEY_ID=storefrontlocal AWS_SECRET_ACCESS_KEY=storefrontlocal AWS_REGION=us-east-1 \
-  AWS_EC2_METADATA_DISABLED=true AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:9 \
+  AWS_EC2_METADATA_DISABLED=true AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:9 AWS_ENDPOINT_URL_SQS=http://127.0.0.1:9 \
+  JOBS_QUEUE_URL=http://127.0.0.1:9/000000000000/jobs.fifo JOBS_DEAD_LETTER_QUEUE_URL=http://127.0.0.1:9/000000000000/jobs-dlq.fifo \
   AWS_LAMBDA_FUNCTION_NAME=bench AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128 AWS_LAMBDA_FUNCTION_VERSION='$LATEST' \
   AWS_LAMBDA_LOG_LEVEL=error TABLE_NAME=bench STOREFRONT_SECRET=bench-only-secret-bench-only-secret-0123 \
   python3 scripts/bench-lambda.py "$bench/event.json" "$cold" "$warm" \
     "hello-world=$target/release/hello-world" \
-    "health=$target/release/health" "products=$target/release/products" "product=$target/release/product" \
+    "health=$target/release/health" "products=$target/release/products" "product=$target/release/product" "jobs=$target/release/jobs@$bench/sqs-event.json" \
   | tee "$out"
 echo "written to $out"

@@ -2,7 +2,7 @@
 # The AWS tier of the tests: template checks (cfn-lint, `sam validate --lint`, and the checks those two do not
 # make), the DynamoDB and SQS adapters' contract suites against DynamoDB Local and moto, and the end-to-end
 # scenarios through `cargo lambda watch` (the Lambda binaries on the emulators), plus `cargo lambda invoke`
-# with the event files in events/. Everything listens on 127.0.0.1; nothing reaches AWS. It never skips a step:
+# with the event files in events/, and the jobs function's partial batch failures and redrive on moto. Everything listens on 127.0.0.1; nothing reaches AWS. It never skips a step:
 # a missing tool is installed (scripts/aws-emulators.sh) or the run fails. Emulators and the watcher are
 # stopped by PID on exit, whatever happens.
 set -euo pipefail
@@ -15,13 +15,19 @@ state="${STOREFRONT_AWS_STATE:-$PWD/.cache/aws}"
 export STOREFRONT_AWS_STATE="$state"
 mkdir -p "$state"
 watch_pid=""
-cleanup() {
-  if [[ -n "$watch_pid" ]] && kill -0 "$watch_pid" 2>/dev/null; then
+jobs_watch_pid=""
+stop_watcher() {
+  local pid=$1
+  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
     # SIGINT lets cargo-lambda stop the function processes it started.
-    kill -INT "$watch_pid" 2>/dev/null || true
-    for _ in $(seq 1 40); do kill -0 "$watch_pid" 2>/dev/null || break; sleep 0.25; done
-    kill -KILL "$watch_pid" 2>/dev/null || true
+    kill -INT "$pid" 2>/dev/null || true
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -KILL "$pid" 2>/dev/null || true
   fi
+}
+cleanup() {
+  stop_watcher "$watch_pid"
+  stop_watcher "$jobs_watch_pid"
   scripts/aws-emulators.sh stop || true
 }
 trap cleanup EXIT
@@ -66,6 +72,20 @@ def refs(node, path):
 refs(template.get("Globals", {}), "Globals")
 refs(resources, "Resources")
 functions = {name: r for name, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
+# The variables each config struct of shared::lambda reads, by name (its consts, character for character).
+lambda_rs = pathlib.Path("shared/src/lambda.rs").read_text()
+consts = dict(re.findall(r'pub const ([A-Z_]+): &str = "([A-Z_]+)";', lambda_rs))
+config_reads = {}
+for struct in ("HttpConfig", "JobsConfig", "AwsConfig"):
+    body = re.search(r"impl " + struct + r" \{\n(.*?)\n\}\n", lambda_rs, re.S)
+    if not body:
+        sys.exit(f"shared/src/lambda.rs has no impl {struct}")
+    config_reads[struct] = [consts[c] for c in re.findall(r"(?:required|optional)\(([A-Z_]+)\)", body.group(1))]
+for struct in ("HttpConfig", "JobsConfig"):
+    if "AwsConfig::from_env()" in re.search(r"impl " + struct + r" \{\n(.*?)\n\}\n", lambda_rs, re.S).group(1):
+        config_reads[struct] += config_reads["AwsConfig"]
+if not {"TABLE_NAME", "STOREFRONT_SECRET"} <= set(config_reads["HttpConfig"]) or "JOBS_QUEUE_URL" not in config_reads["JobsConfig"]:
+    sys.exit(f"could not read the config consts of shared/src/lambda.rs: {config_reads}")
 write_actions = re.compile(r"dynamodb:(Put|Delete|Update|BatchWrite|TransactWrite|\*)")
 env_names = set(globals_fn.get("Environment", {}).get("Variables", {}))
 for name, function in functions.items():
@@ -80,11 +100,19 @@ for name, function in functions.items():
         problems.append(f"{name}: the logical id of crate {crate.name} must be {expected}")
     if function.get("Metadata", {}).get("BuildMethod") != "rust-cargolambda":
         problems.append(f"{name}: BuildMethod must be rust-cargolambda")
-    consts = dict(re.findall(r'const ([A-Z_]+): &str = "([A-Z_]+)";', main.read_text()))
+    # main.rs is wiring: it hands over to shared::lambda, whose config structs name every variable read.
+    entry = re.search(r"shared::lambda::(run_http|run_jobs)\(", main.read_text())
+    if not entry:
+        problems.append(f"{name}: {main} calls neither shared::lambda::run_http nor run_jobs")
+        continue
+    read = config_reads[{"run_http": "HttpConfig", "run_jobs": "JobsConfig"}[entry.group(1)]]
     names = env_names | set(props.get("Environment", {}).get("Variables", {}))
-    for const, value in consts.items():
-        if value != "DEMO_SEED" and value not in names:
-            problems.append(f"{name}: {main} reads {value}, which the template does not set")
+    for value in read:
+        # Lambda itself sets AWS_*; DEMO_SEED is for local runs only.
+        if not value.startswith("AWS_") and value != "DEMO_SEED" and value not in names:
+            problems.append(f"{name}: shared::lambda reads {value} for it, which the template does not set")
+    for value in names - set(read) - {"AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH"}:
+        problems.append(f"{name}: the template sets {value}, which the function never reads")
     statements = [s for p in props.get("Policies", []) if isinstance(p, dict) for s in p.get("Statement", [])]
     actions = [a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
     if any(isinstance(p, str) or "DynamoDBCrudPolicy" in p for p in props.get("Policies", [])):
@@ -113,6 +141,18 @@ for name, queue in resources.items():
 table = [r for r in resources.values() if r["Type"] == "AWS::DynamoDB::Table"]
 if len(table) != 1 or table[0]["Properties"].get("TimeToLiveSpecification", {}).get("AttributeName") != "expires_at":
     problems.append("the template must hold one table with TTL on expires_at")
+# CargoLambda.toml's watch router must route what the HTTP API routes, to the same functions.
+import tomllib
+router = tomllib.loads(pathlib.Path("CargoLambda.toml").read_text())["watch"]["router"]
+api_routes = {}
+for name, function in functions.items():
+    for event in function["Properties"].get("Events", {}).values():
+        if event["Type"] == "HttpApi":
+            path = event["Properties"]["Path"]
+            path = "/{*rest}" if path == "$default" else path
+            api_routes[path] = pathlib.Path(function["Properties"]["CodeUri"]).name
+if router != api_routes:
+    problems.append(f"CargoLambda.toml [watch.router] {router} differs from template.yaml's HTTP API routes {api_routes}")
 if problems:
     sys.exit("template.yaml:\n  " + "\n  ".join(problems))
 print(f"template.yaml: {len(functions)} functions, own checks passed")
@@ -123,7 +163,7 @@ scripts/aws-emulators.sh start
 eval "$(scripts/aws-emulators.sh env)"
 
 say "contract suites: DynamoItemStore on DynamoDB Local, SqsJobQueue on moto"
-run_tests "$log" -- cargo test -p shared --features aws,local,testkit --lib -- adapters::dynamodb adapters::sqs --nocapture
+run_tests "$log" -- cargo test -p shared --features aws,local,testkit --lib -- adapters::dynamodb adapters::sqs lambda:: jobs:: --nocapture
 if grep -q "SKIPPED" "$log"; then
   die "an AWS contract suite was skipped although the emulators run"
 fi
@@ -143,16 +183,8 @@ AWS_ENDPOINT_URL_SQS=$AWS_ENDPOINT_URL_SQS
 AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH=true
 AWS_LAMBDA_LOG_LEVEL=warn
 EOF
-# The routes of template.yaml's HTTP API, for the watcher (unmatched paths go where $default goes).
-cat >"$state/CargoLambda.toml" <<'EOF'
-[watch.router]
-"/health" = "health"
-"/products" = "products"
-"/products/{id}" = "product"
-"/{*rest}" = "health"
-EOF
-cargo lambda watch --global "$state/CargoLambda.toml" -A 127.0.0.1 -P "$port" --env-file "$state/watch.env" \
-  --features aws >"$state/watch.log" 2>&1 &
+# The routes of template.yaml's HTTP API come from the repository's CargoLambda.toml (checked above).
+cargo lambda watch -A 127.0.0.1 -P "$port" --env-file "$state/watch.env" --features aws >"$state/watch.log" 2>&1 &
 watch_pid=$!
 t0=$(now_ms)
 # Each function compiles on its first request; the products function seeds the demo catalog at its cold start,
@@ -181,6 +213,126 @@ assert answer["statusCode"] == 200, answer
 assert json.loads(answer["body"]) == {"status": "ok", "store": "ok"}, answer
 print("test result: ok. 1 passed; 0 failed")' "$answer" | tee -a "$log"
 done
+
+say "the jobs function (SQS consumer) under cargo lambda watch, with the test-only job kind (feature testkit)"
+# Queues on moto like template.yaml's (FIFO, dead-letter queue, redrive), with a short visibility timeout and
+# receive count so that the redrive test takes seconds.
+max_receive=3
+queues=$("$tools/venv-moto/bin/python" - "$max_receive" <<'EOF'
+import json, os, sys, uuid
+import boto3
+sqs = boto3.client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL_SQS"], region_name=os.environ["AWS_REGION"])
+name = f"jobs-{uuid.uuid4().hex[:12]}"
+dlq = sqs.create_queue(QueueName=f"{name}-dlq.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+queue = sqs.create_queue(QueueName=f"{name}.fifo", Attributes={
+    "FifoQueue": "true", "VisibilityTimeout": "1",
+    "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": sys.argv[1]}),
+})["QueueUrl"]
+print(queue, dlq)
+EOF
+)
+read -r jobs_queue_url jobs_dlq_url <<<"$queues"
+[[ "$jobs_queue_url" == http://127.0.0.1:* && "$jobs_dlq_url" == http://127.0.0.1:* ]] || die "moto returned queue URLs off 127.0.0.1: $queues"
+cat >"$state/jobs.env" <<EOF
+JOBS_QUEUE_URL=$jobs_queue_url
+JOBS_DEAD_LETTER_QUEUE_URL=$jobs_dlq_url
+AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID
+AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY
+AWS_REGION=$AWS_REGION
+AWS_EC2_METADATA_DISABLED=true
+AWS_ENDPOINT_URL_SQS=$AWS_ENDPOINT_URL_SQS
+AWS_LAMBDA_LOG_LEVEL=warn
+EOF
+jobs_port=$(free_port)
+cargo lambda watch -A 127.0.0.1 -P "$jobs_port" --env-file "$state/jobs.env" -p jobs --features aws,testkit \
+  >"$state/jobs-watch.log" 2>&1 &
+jobs_watch_pid=$!
+
+# (a) One batch, one failing message: the response names exactly that message. The dead-letter record is
+# copied to the dead-letter queue and not reported; the acked ones are not reported.
+event=events/sqs-jobs-batch-one-failure.json
+answer=""
+for _ in $(seq 1 60); do
+  kill -0 "$jobs_watch_pid" 2>/dev/null || { tail -30 "$state/jobs-watch.log" >&2; die "cargo lambda watch (jobs) exited"; }
+  # The first invoke compiles the function; cargo lambda invoke fails until the watcher answers.
+  if answer=$(cargo lambda invoke jobs -A 127.0.0.1 -P "$jobs_port" --data-file "$event" --output-format json 2>"$state/invoke.err"); then break; fi
+  answer=""
+  sleep 5
+done
+[[ -n "$answer" ]] || { cat "$state/invoke.err" >&2; tail -30 "$state/jobs-watch.log" >&2; die "cargo lambda invoke jobs never answered"; }
+echo "$event -> $answer"
+"$tools/venv-moto/bin/python" - "$answer" "$event" "$jobs_dlq_url" <<'EOF' | tee -a "$log"
+import json, os, sys
+import boto3
+answer, event = json.loads(sys.argv[1]), json.load(open(sys.argv[2]))
+outcomes = {r["messageId"]: json.loads(r["body"])["outcome"] for r in event["Records"]}
+retried = [m for m, o in outcomes.items() if o == "retry"]
+dead = [m for m, o in outcomes.items() if o == "dead-letter"]
+assert len(retried) == 1 and len(dead) == 1, outcomes
+failures = [f["itemIdentifier"] for f in answer["batchItemFailures"]]
+assert failures == retried, f"reported {failures}, expected exactly {retried}"
+sqs = boto3.client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL_SQS"], region_name=os.environ["AWS_REGION"])
+letters = sqs.receive_message(QueueUrl=sys.argv[3], MaxNumberOfMessages=10, VisibilityTimeout=0,
+                              MessageAttributeNames=["All"]).get("Messages", [])
+originals = [m["MessageAttributes"]["storefront-original-id"]["StringValue"] for m in letters]
+assert originals == dead, f"the dead-letter queue holds {originals}, expected {dead}"
+for m in letters:
+    sqs.delete_message(QueueUrl=sys.argv[3], ReceiptHandle=m["ReceiptHandle"])
+print("sqs batch: exactly the failing message was reported; the dead-letter one is in the DLQ")
+print("test result: ok. 1 passed; 0 failed")
+EOF
+[[ ${PIPESTATUS[0]} -eq 0 ]] || die "the jobs function's batch response is wrong"
+
+# (b) Driven like an event source mapping: receive from moto, invoke the function with the batch, delete what
+# it did not report, leave the reported ones to become visible again. A job that always fails must reach the
+# dead-letter queue after exactly maxReceiveCount receives; one that succeeds is received once and deleted.
+"$tools/venv-moto/bin/python" - "$jobs_queue_url" "$jobs_dlq_url" "$max_receive" "http://127.0.0.1:$jobs_port" <<'EOF' | tee -a "$log"
+import json, os, sys, time, urllib.request, uuid
+import boto3
+queue, dlq, max_receive, watch = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+sqs = boto3.client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL_SQS"], region_name=os.environ["AWS_REGION"])
+run = uuid.uuid4().hex
+bodies = {
+    "failing": json.dumps({"type": "testkit.outcome", "outcome": "retry", "run": run}),
+    "passing": json.dumps({"type": "testkit.outcome", "outcome": "ack", "run": run}),
+}
+for kind, body in bodies.items():
+    sqs.send_message(QueueUrl=queue, MessageBody=body, MessageGroupId=f"{kind}-{run}", MessageDeduplicationId=f"{kind}-{run}")
+receives = {kind: 0 for kind in bodies}
+kind_of = {body: kind for kind, body in bodies.items()}
+dead = []
+deadline = time.time() + 60
+while time.time() < deadline:
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                                   AttributeNames=["All"]).get("Messages", [])
+    if messages:
+        records = [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+                    "attributes": m["Attributes"], "messageAttributes": {}, "md5OfBody": m["MD5OfBody"],
+                    "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:jobs.fifo",
+                    "awsRegion": "us-east-1"} for m in messages]
+        request = urllib.request.Request(f"{watch}/2015-03-31/functions/jobs/invocations",
+                                         data=json.dumps({"Records": records}).encode(), method="POST")
+        with urllib.request.urlopen(request, timeout=120) as response:
+            answer = json.load(response)
+        failed = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
+        for m in messages:
+            receives[kind_of[m["Body"]]] += 1
+            if m["MessageId"] not in failed:
+                sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+    dead = [m for m in sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
+            if m["Body"] == bodies["failing"]]
+    if dead:
+        break
+assert dead, f"the failing job never reached the dead-letter queue (receives: {receives})"
+assert receives["failing"] == max_receive, f"the failing job was received {receives['failing']} times, not {max_receive}"
+assert receives["passing"] == 1, f"the passing job was received {receives['passing']} times, not once"
+left = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+assert left == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}, left
+print(f"sqs redrive: the failing job reached the DLQ after exactly {max_receive} receives; the passing one was received once")
+print("test result: ok. 1 passed; 0 failed")
+EOF
+[[ ${PIPESTATUS[0]} -eq 0 ]] || die "the redrive test through the jobs function failed"
 
 say "AWS tier done in $(( ($(now_ms) - started) / 1000 )) s"
 tally "$log"

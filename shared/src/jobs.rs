@@ -14,7 +14,17 @@ use crate::ports::{Delivery, Outcome};
 struct Envelope {
     #[serde(rename = "type")]
     kind: String,
+    /// The outcome a [`TESTKIT_KIND`] job asks for; ignored by every other kind.
+    #[cfg(feature = "testkit")]
+    #[serde(default)]
+    outcome: Option<String>,
 }
+
+/// A job kind that exists only in builds with the `testkit` feature (never in a default or deployed build):
+/// `{"type": "testkit.outcome", "outcome": "ack" | "retry" | "dead-letter"}` ends with the outcome it names,
+/// so hosts' consumers can be tested end to end before any production job kind can succeed.
+#[cfg(feature = "testkit")]
+pub const TESTKIT_KIND: &str = "testkit.outcome";
 
 /// Handles one delivery and says how to settle it.
 pub async fn handle(delivery: &Delivery) -> Outcome {
@@ -22,8 +32,22 @@ pub async fn handle(delivery: &Delivery) -> Outcome {
         Ok(envelope) => envelope,
         Err(_) => return Outcome::DeadLetter { reason: "not a job envelope".to_owned() },
     };
+    #[cfg(feature = "testkit")]
+    if envelope.kind == TESTKIT_KIND {
+        return testkit_outcome(envelope.outcome.as_deref());
+    }
     let kind: String = envelope.kind.chars().take(64).collect();
     Outcome::DeadLetter { reason: format!("no handler for job type '{kind}'") }
+}
+
+#[cfg(feature = "testkit")]
+fn testkit_outcome(outcome: Option<&str>) -> Outcome {
+    match outcome {
+        Some("ack") => Outcome::Ack,
+        Some("retry") => Outcome::Retry { delay: std::time::Duration::from_secs(1) },
+        Some("dead-letter") => Outcome::DeadLetter { reason: "the test job asked to be dead-lettered".to_owned() },
+        _ => Outcome::DeadLetter { reason: "a test job without a known outcome".to_owned() },
+    }
 }
 
 #[cfg(test)]
@@ -41,5 +65,15 @@ mod tests {
             handle(&delivery("{\"type\":\"mystery\"}")).await,
             Outcome::DeadLetter { reason: "no handler for job type 'mystery'".to_owned() }
         );
+    }
+
+    #[cfg(feature = "testkit")]
+    #[tokio::test]
+    async fn a_test_job_ends_with_the_outcome_its_body_names() {
+        let job = |outcome: &str| delivery(&format!("{{\"type\":\"{TESTKIT_KIND}\",\"outcome\":\"{outcome}\"}}"));
+        assert_eq!(handle(&job("ack")).await, Outcome::Ack);
+        assert!(matches!(handle(&job("retry")).await, Outcome::Retry { .. }));
+        assert!(matches!(handle(&job("dead-letter")).await, Outcome::DeadLetter { .. }));
+        assert!(matches!(handle(&job("explode")).await, Outcome::DeadLetter { .. }));
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! It owns the domain rules (`domain`), the ports through which the domain reaches the outside (`ports`),
 //! the typed repositories written once on top of the item store (`catalog`), the HTTP pieces every
-//! endpoint uses (`http`) and one adapter per backend (`adapters`).
+//! endpoint uses (`http`), one adapter per backend (`adapters`) and the Lambda bootstrap (`lambda`, feature `aws`).
 //! With no features it builds for `wasm32-unknown-unknown`: nothing here may call an API that panics there.
 #![warn(missing_docs)]
 
@@ -14,4 +14,6 @@ pub mod demo;
 pub mod domain;
 pub mod http;
 pub mod jobs;
+#[cfg(feature = "aws")]
+pub mod lambda;
 pub mod ports;

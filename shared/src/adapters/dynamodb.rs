@@ -168,12 +168,6 @@ impl DynamoItemStore {
         Self { client, table: Arc::from(table.into()), clock }
     }
 
-    /// The store on `table`, with a client built from the SDK configuration the entry point loaded (region,
-    /// credentials, endpoint). Makes no request.
-    pub fn from_sdk_config(config: &aws_config::SdkConfig, table: impl Into<String>, clock: Arc<dyn Clock>) -> Self {
-        Self::new(Client::new(config), table, clock)
-    }
-
     /// The table's name.
     pub fn table(&self) -> &str {
         &self.table

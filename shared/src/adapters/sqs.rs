@@ -236,13 +236,25 @@ impl SqsJobQueue {
         // Renewing the visibility first proves the receipt is current, so a stale delivery is refused
         // before anything is copied, and keeps the job hidden while it is copied.
         self.change_visibility(delivery, self.settings.visibility_timeout).await?;
+        self.copy_to_dead_letters(delivery, reason).await?;
+        self.delete(delivery).await
+    }
+
+    /// Copies a delivery to the dead-letter queue with its id, attempts and `reason`, without touching the
+    /// delivery itself. The Lambda consumer calls this for a `DeadLetter` outcome and then leaves the
+    /// delivery out of its batch failures, so that the event source mapping deletes it; the pull consumer
+    /// uses it inside `settle`. Deduplicated by the job's id, so copying the same job twice within SQS's
+    /// five-minute window leaves one dead letter.
+    ///
+    /// # Errors
+    /// [`QueueError::Internal`] when SQS refuses the copy (the job must then stay where it is).
+    pub async fn copy_to_dead_letters(&self, delivery: &Delivery, reason: &str) -> Result<(), QueueError> {
         let attempts = delivery.attempt.to_string();
         self.client
             .send_message()
             .queue_url(self.dead_letter_url.as_ref())
             .message_body(&delivery.body)
             .message_group_id(&delivery.message_id)
-            // Deduplicated by the job's id, so settling the same delivery twice leaves one dead letter.
             .message_deduplication_id(&delivery.message_id)
             .message_attributes(ORIGINAL_ID, string_attribute(&delivery.message_id)?)
             .message_attributes(ATTEMPTS, string_attribute(&attempts)?)
@@ -250,7 +262,7 @@ impl SqsJobQueue {
             .send()
             .await
             .map_err(|error| backend_error(error, "failed to copy a job to the dead-letter queue"))?;
-        self.delete(delivery).await
+        Ok(())
     }
 
     async fn settle_delivery(&self, delivery: &Delivery, outcome: Outcome) -> Result<(), QueueError> {

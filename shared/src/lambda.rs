@@ -1,0 +1,385 @@
+//! The AWS Lambda bootstrap every function's `main.rs` calls (feature `aws`): typed configuration read once
+//! from the environment Lambda sets, the SDK clients built once per cold start, and the two entry shapes,
+//! [`run_http`] (`lambda_http` around a function's router) and [`run_jobs`] (a `lambda_runtime` SQS consumer
+//! that reports partial batch failures). It holds wiring only: no rule lives here, and nothing below it reads
+//! the environment.
+//!
+//! Cold start is why the SDK is configured by hand instead of through `aws_config::load`: on Lambda the
+//! region and the execution role's credentials are plain environment variables, so walking the provider
+//! chain (profile files, SSO, web identity, the container and instance metadata services) buys nothing and
+//! costs init time. The HTTPS client is built once here, with the trust roots compiled in (only the roots
+//! AWS endpoints chain to), so no cold start reads the system trust store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
+use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore};
+use aws_smithy_runtime_api::client::http::{HttpConnectorSettings, SharedHttpClient, SharedHttpConnector, http_client_fn};
+use base64::Engine as _;
+
+use crate::adapters::QueueSettings;
+use crate::adapters::dynamodb::DynamoItemStore;
+use crate::adapters::sqs::SqsJobQueue;
+use crate::adapters::system::{SystemClock, UuidIds};
+use crate::http::{AppState, Keys};
+use crate::ports::{Delivery, Outcome};
+
+/// The error a Lambda entry point returns.
+pub type Error = lambda_runtime::Error;
+
+/// The region Lambda runs the function in.
+pub const AWS_REGION: &str = "AWS_REGION";
+/// The execution role's access key id (Lambda sets it).
+pub const AWS_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
+/// The execution role's secret access key (Lambda sets it).
+pub const AWS_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
+/// The execution role's session token (Lambda sets it; absent for long-term keys in local runs).
+pub const AWS_SESSION_TOKEN: &str = "AWS_SESSION_TOKEN";
+/// An endpoint for every AWS service (the SDKs' shared variable); for local emulators only.
+pub const AWS_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
+/// DynamoDB's endpoint, overriding [`AWS_ENDPOINT_URL`]; for local emulators only.
+pub const AWS_ENDPOINT_URL_DYNAMODB: &str = "AWS_ENDPOINT_URL_DYNAMODB";
+/// SQS's endpoint, overriding [`AWS_ENDPOINT_URL`]; for local emulators only.
+pub const AWS_ENDPOINT_URL_SQS: &str = "AWS_ENDPOINT_URL_SQS";
+/// The DynamoDB table's name (`template.yaml` sets it from the table resource).
+pub const TABLE_NAME: &str = "TABLE_NAME";
+/// The master secret every key is derived from, at least 32 bytes.
+pub const STOREFRONT_SECRET: &str = "STOREFRONT_SECRET";
+/// `"true"` to create the table and write the demo catalog at cold start: for local runs on an empty
+/// DynamoDB Local only; `template.yaml` never sets it.
+pub const DEMO_SEED: &str = "DEMO_SEED";
+/// The jobs queue's URL (a FIFO queue).
+pub const JOBS_QUEUE_URL: &str = "JOBS_QUEUE_URL";
+/// The jobs dead-letter queue's URL (a FIFO queue).
+pub const JOBS_DEAD_LETTER_QUEUE_URL: &str = "JOBS_DEAD_LETTER_QUEUE_URL";
+
+/// How long the SDK waits for a TCP (and TLS) connection: the SDK's own default.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(3_100);
+
+fn required(name: &str) -> anyhow::Result<String> {
+    std::env::var(name).with_context(|| format!("{name} must be set"))
+}
+
+fn optional(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
+/// Where and as whom the SDK clients talk to AWS, from the variables Lambda sets for every function.
+#[derive(Debug, Clone)]
+pub struct AwsConfig {
+    region: Region,
+    /// Redacted by its own `Debug`.
+    credentials: Credentials,
+    dynamodb_endpoint: Option<String>,
+    sqs_endpoint: Option<String>,
+}
+
+impl AwsConfig {
+    /// Reads the region, the credentials and the endpoint overrides.
+    ///
+    /// # Errors
+    /// Names the first required variable that is missing.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let credentials = Credentials::new(
+            required(AWS_ACCESS_KEY_ID)?,
+            required(AWS_SECRET_ACCESS_KEY)?,
+            optional(AWS_SESSION_TOKEN),
+            None,
+            "lambda-environment",
+        );
+        let shared_endpoint = optional(AWS_ENDPOINT_URL);
+        Ok(Self {
+            region: Region::new(required(AWS_REGION)?),
+            credentials,
+            dynamodb_endpoint: optional(AWS_ENDPOINT_URL_DYNAMODB).or_else(|| shared_endpoint.clone()),
+            sqs_endpoint: optional(AWS_ENDPOINT_URL_SQS).or(shared_endpoint),
+        })
+    }
+
+    /// A DynamoDB client on `http`. Makes no request.
+    pub fn dynamodb(&self, http: &SharedHttpClient) -> aws_sdk_dynamodb::Client {
+        let mut builder = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(self.region.clone())
+            .credentials_provider(self.credentials.clone())
+            .http_client(http.clone());
+        if let Some(endpoint) = &self.dynamodb_endpoint {
+            builder = builder.endpoint_url(endpoint);
+        }
+        aws_sdk_dynamodb::Client::from_conf(builder.build())
+    }
+
+    /// An SQS client on `http`. Makes no request.
+    pub fn sqs(&self, http: &SharedHttpClient) -> aws_sdk_sqs::Client {
+        let mut builder = aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .region(self.region.clone())
+            .credentials_provider(self.credentials.clone())
+            .http_client(http.clone());
+        if let Some(endpoint) = &self.sqs_endpoint {
+            builder = builder.endpoint_url(endpoint);
+        }
+        aws_sdk_sqs::Client::from_conf(builder.build())
+    }
+}
+
+/// The roots AWS service endpoints chain to (Amazon Root CA 1 to 4 and Starfield Services Root G2, which
+/// cross-signs them), taken from the Mozilla roots compiled into the binary, as PEM.
+fn aws_trust_roots_pem() -> String {
+    const AWS_ROOT_SUBJECTS: [&[u8]; 2] = [b"Amazon Root CA", b"Starfield Services Root Certificate Authority"];
+    let mut pem = String::new();
+    for root in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
+        let der = root.as_ref();
+        if !AWS_ROOT_SUBJECTS.iter().any(|subject| der.windows(subject.len()).any(|window| window == *subject)) {
+            continue;
+        }
+        let encoded = base64::engine::general_purpose::STANDARD.encode(der);
+        pem.push_str("-----BEGIN CERTIFICATE-----\n");
+        for line in encoded.as_bytes().chunks(64) {
+            pem.push_str(&String::from_utf8_lossy(line));
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+    }
+    pem
+}
+
+/// The one HTTPS client every SDK client of the process shares: rustls with the AWS roots, its connector
+/// (TLS configuration and connection pool) built now rather than on the first request.
+///
+/// # Errors
+/// When the TLS configuration cannot be built.
+pub fn https_client() -> anyhow::Result<SharedHttpClient> {
+    let roots = aws_trust_roots_pem();
+    anyhow::ensure!(roots.contains("BEGIN CERTIFICATE"), "no AWS root certificate is compiled in");
+    let tls = TlsContext::builder()
+        .with_trust_store(TrustStore::empty().with_native_roots(false).with_pem_certificate(roots))
+        .build()
+        .context("failed to build the TLS configuration")?;
+    let settings = HttpConnectorSettings::builder().connect_timeout(CONNECT_TIMEOUT).build();
+    let connector = SharedHttpConnector::new(
+        aws_smithy_http_client::Connector::builder()
+            .connector_settings(settings)
+            .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+            .tls_context(tls)
+            .build(),
+    );
+    Ok(http_client_fn(move |_settings, _components| connector.clone()))
+}
+
+/// An HTTP function's configuration, read once per cold start.
+#[derive(Debug)]
+pub struct HttpConfig {
+    /// Where the store lives and as whom the function reaches it.
+    pub aws: AwsConfig,
+    /// The table's name.
+    pub table: String,
+    /// The keys derived from the master secret.
+    pub keys: Keys,
+    /// Whether to create the table and seed the demo catalog at cold start (local runs only).
+    pub demo_seed: bool,
+}
+
+impl HttpConfig {
+    /// Reads the configuration.
+    ///
+    /// # Errors
+    /// Names the first variable that is missing or invalid.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let secret = required(STOREFRONT_SECRET)?;
+        Ok(Self {
+            aws: AwsConfig::from_env()?,
+            table: required(TABLE_NAME)?,
+            keys: Keys::derive(secret.as_bytes()).with_context(|| format!("{STOREFRONT_SECRET} is too short"))?,
+            demo_seed: optional(DEMO_SEED).is_some_and(|value| value == "true"),
+        })
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}
+
+/// Runs an HTTP function: reads its [`HttpConfig`], builds the DynamoDB store once, seeds the demo catalog
+/// when asked, and serves `router(state)` through `lambda_http` (API Gateway HTTP API v2 and REST v1
+/// payloads). Paths the router does not serve get the same problem document as on every host.
+///
+/// # Errors
+/// When the configuration is incomplete, seeding fails, or the runtime stops with an error.
+pub fn run_http<F>(router: F) -> Result<(), Error>
+where
+    F: FnOnce(AppState<DynamoItemStore>) -> axum::Router,
+{
+    lambda_http::tracing::init_default_subscriber();
+    runtime()?.block_on(async move {
+        let cfg = HttpConfig::from_env()?;
+        let http = https_client()?;
+        let store = DynamoItemStore::new(cfg.aws.dynamodb(&http), cfg.table, Arc::new(SystemClock));
+        let state = AppState::new(store, Arc::new(SystemClock), Arc::new(UuidIds), cfg.keys);
+        if cfg.demo_seed {
+            state.store.create_table_if_missing().await?;
+            let created = state.catalog.seed_demo_if_empty(&UuidIds, &SystemClock).await.context("failed to seed")?;
+            tracing::info!(created, "demo catalog seeded");
+        }
+        lambda_http::run(router(state).fallback(crate::http::error::not_found)).await
+    })
+}
+
+/// The SQS job function's configuration, read once per cold start.
+#[derive(Debug)]
+pub struct JobsConfig {
+    /// Where the queues live and as whom the function reaches them.
+    pub aws: AwsConfig,
+    /// The jobs queue's URL.
+    pub queue_url: String,
+    /// The dead-letter queue's URL.
+    pub dead_letter_url: String,
+}
+
+impl JobsConfig {
+    /// Reads the configuration.
+    ///
+    /// # Errors
+    /// Names the first variable that is missing.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Ok(Self {
+            aws: AwsConfig::from_env()?,
+            queue_url: required(JOBS_QUEUE_URL)?,
+            dead_letter_url: required(JOBS_DEAD_LETTER_QUEUE_URL)?,
+        })
+    }
+}
+
+/// Runs the SQS job function: every batch goes through [`handle_batch`].
+///
+/// # Errors
+/// When the configuration is incomplete or the runtime stops with an error.
+pub fn run_jobs() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    runtime()?.block_on(async move {
+        let cfg = JobsConfig::from_env()?;
+        let http = https_client()?;
+        // Only the dead-letter side is used here: the event source mapping receives and deletes.
+        let queue = SqsJobQueue::new(cfg.aws.sqs(&http), cfg.queue_url, cfg.dead_letter_url, QueueSettings::default())?;
+        let queue = &queue;
+        lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<SqsEvent>| async move {
+            handle_batch(queue, event.payload).await
+        }))
+        .await
+    })
+}
+
+/// A record as a delivery; `None` when it has no message id (Lambda always sends one).
+fn to_delivery(message: SqsMessage) -> Option<Delivery> {
+    let attempt = message.attributes.get("ApproximateReceiveCount").and_then(|count| count.parse().ok()).unwrap_or(1);
+    Some(Delivery {
+        message_id: message.message_id?,
+        body: message.body.unwrap_or_default(),
+        attempt,
+        receipt: message.receipt_handle.unwrap_or_default(),
+    })
+}
+
+/// Handles a batch with [`crate::jobs::handle`] and says which messages failed, so that one bad message never
+/// fails its batch-mates: `Ack` is left out of the failures (the event source mapping deletes it); `Retry`
+/// is reported (SQS delivers it again after the queue's visibility timeout, which stands in for the retry
+/// delay, and its redrive policy dead-letters it after `maxReceiveCount` deliveries); `DeadLetter` is copied
+/// to the dead-letter queue and then left out, or reported when the copy fails, so nothing is dropped.
+/// Each message is its own FIFO group (see `SqsJobQueue`), so a failure holds back no other message.
+///
+/// # Errors
+/// When a record has no message id: it could not be reported on its own, so the whole batch is retried.
+pub async fn handle_batch(queue: &SqsJobQueue, event: SqsEvent) -> Result<SqsBatchResponse, Error> {
+    let mut response = SqsBatchResponse::default();
+    for message in event.records {
+        let delivery = to_delivery(message).ok_or("an SQS record without a message id")?;
+        let failed = match crate::jobs::handle(&delivery).await {
+            Outcome::Ack => false,
+            Outcome::Retry { .. } => true,
+            Outcome::DeadLetter { reason } => match queue.copy_to_dead_letters(&delivery, &reason).await {
+                Ok(()) => {
+                    tracing::warn!(message_id = %delivery.message_id, reason, "job dead-lettered");
+                    false
+                }
+                Err(error) => {
+                    tracing::error!(message_id = %delivery.message_id, error = ?error, "failed to dead-letter a job");
+                    true
+                }
+            },
+        };
+        if failed {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = delivery.message_id;
+            response.batch_item_failures.push(failure);
+        }
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_compiled_in_roots_are_the_aws_roots_and_build_a_client() {
+        let roots = aws_trust_roots_pem();
+        let count = roots.matches("BEGIN CERTIFICATE").count();
+        assert!((4..=6).contains(&count), "{count} roots matched the AWS subjects");
+        let runtime = runtime().unwrap_or_else(|error| panic!("{error}"));
+        runtime.block_on(async { https_client().map(|_| ()) }).unwrap_or_else(|error| panic!("{error:#}"));
+    }
+
+    fn record(id: &str, body: &str) -> SqsMessage {
+        let mut message = SqsMessage::default();
+        message.message_id = Some(id.to_owned());
+        message.body = Some(body.to_owned());
+        message.attributes.insert("ApproximateReceiveCount".to_owned(), "1".to_owned());
+        message
+    }
+
+    /// A queue whose SQS endpoint is a closed 127.0.0.1 port: every request fails fast, nothing leaves the machine.
+    fn unreachable_queue() -> SqsJobQueue {
+        let credentials = Credentials::new("storefrontlocal", "storefrontlocal", None, None, "static");
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(credentials)
+            .endpoint_url("http://127.0.0.1:9")
+            .retry_config(aws_sdk_sqs::config::retry::RetryConfig::disabled())
+            .build();
+        let client = aws_sdk_sqs::Client::from_conf(config);
+        SqsJobQueue::new(client, "http://127.0.0.1:9/q.fifo", "http://127.0.0.1:9/d.fifo", QueueSettings::default())
+            .unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    #[tokio::test]
+    async fn a_dead_letter_that_cannot_be_copied_is_reported_not_dropped() {
+        let mut event = SqsEvent::default();
+        event.records = vec![record("m1", "not json")];
+        let response = handle_batch(&unreachable_queue(), event).await.unwrap_or_else(|error| panic!("{error}"));
+        let failed: Vec<_> = response.batch_item_failures.iter().map(|failure| failure.item_identifier.as_str()).collect();
+        assert_eq!(failed, ["m1"]);
+    }
+
+    #[tokio::test]
+    async fn a_record_without_an_id_fails_the_whole_batch() {
+        let mut event = SqsEvent::default();
+        event.records = vec![SqsMessage::default()];
+        assert!(handle_batch(&unreachable_queue(), event).await.is_err());
+    }
+
+    #[cfg(feature = "testkit")]
+    #[tokio::test]
+    async fn only_the_retried_message_of_a_batch_is_reported() {
+        let job = |outcome: &str| format!("{{\"type\":\"{}\",\"outcome\":\"{outcome}\"}}", crate::jobs::TESTKIT_KIND);
+        let mut event = SqsEvent::default();
+        event.records = vec![record("a", &job("ack")), record("b", &job("retry")), record("c", &job("ack"))];
+        let response = handle_batch(&unreachable_queue(), event).await.unwrap_or_else(|error| panic!("{error}"));
+        let failed: Vec<_> = response.batch_item_failures.iter().map(|failure| failure.item_identifier.as_str()).collect();
+        assert_eq!(failed, ["b"]);
+    }
+}
