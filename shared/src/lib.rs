@@ -1,12 +1,15 @@
 //! Storefront's domain library, shared by every function and every host.
 //!
 //! It owns the domain rules (`domain`), the ports through which the domain reaches the outside (`ports`),
-//! the typed repositories written once on top of the item store (`catalog`), the HTTP pieces every
+//! the typed repositories written once on top of the item store (`catalog`, `accounts`, `sessions`, `rate_limit`),
+//! the authentication use cases (`auth`), the HTTP pieces every
 //! endpoint uses (`http`), one adapter per backend (`adapters`) and the Lambda bootstrap (`lambda`, feature `aws`).
 //! With no features it builds for `wasm32-unknown-unknown`: nothing here may call an API that panics there.
 #![warn(missing_docs)]
 
+pub mod accounts;
 pub mod adapters;
+pub mod auth;
 pub mod catalog;
 #[cfg(any(test, feature = "testkit"))]
 pub mod contract;
@@ -17,3 +20,7 @@ pub mod jobs;
 #[cfg(feature = "aws")]
 pub mod lambda;
 pub mod ports;
+pub mod rate_limit;
+pub mod sessions;
+#[cfg(test)]
+mod test_stores;

@@ -7,6 +7,9 @@ pub mod clock;
 pub mod id_gen;
 pub mod item_store;
 pub mod job_queue;
+pub mod password;
+pub mod random;
+pub mod token;
 
 pub use clock::{Clock, Timestamp};
 pub use id_gen::IdGen;
@@ -14,3 +17,6 @@ pub use item_store::{
     Condition, Cursor, Item, ItemKey, ItemStore, Page, Query, StoreError, Write,
 };
 pub use job_queue::{Delivery, JobInbox, JobQueue, NewJob, Outcome, QueueError};
+pub use password::{PasswordHashError, PasswordHasher};
+pub use random::{Random, RandomError};
+pub use token::{AccessClaims, IssuedToken, TokenError, TokenRejection, TokenSigner};

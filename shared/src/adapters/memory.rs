@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::adapters::{QueueSettings, millis};
 use crate::ports::item_store::{self, Condition, Item, ItemKey, ItemStore, Page, Query, StoreError, Write};
 use crate::ports::job_queue::{Delivery, JobInbox, JobQueue, NewJob, Outcome, QueueError};
-use crate::ports::{Clock, IdGen, Timestamp};
+use crate::ports::{Clock, IdGen, Random, RandomError, Timestamp};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave these maps half-written (every write is one insert or
@@ -295,6 +295,33 @@ impl JobInbox for MemoryJobQueue {
             })
             .collect();
         std::future::ready(Ok(dead))
+    }
+}
+
+/// Predictable "random" bytes for tests: a SHA-256 stream of a seed and a counter, so every call gives new
+/// bytes and every run gives the same ones. Never for production: anyone who knows the seed knows the bytes.
+#[derive(Debug)]
+pub struct PredictableRandom {
+    seed: u64,
+    counter: AtomicU64,
+}
+
+impl PredictableRandom {
+    /// A stream determined by `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self { seed, counter: AtomicU64::new(0) }
+    }
+}
+
+impl Random for PredictableRandom {
+    fn fill(&self, buffer: &mut [u8]) -> Result<(), RandomError> {
+        use sha2::Digest as _;
+        for chunk in buffer.chunks_mut(32) {
+            let counter = self.counter.fetch_add(1, Ordering::SeqCst);
+            let block = sha2::Sha256::new().chain_update(self.seed.to_be_bytes()).chain_update(counter.to_be_bytes()).finalize();
+            chunk.copy_from_slice(&block[..chunk.len()]);
+        }
+        Ok(())
     }
 }
 

@@ -1,7 +1,8 @@
 //! The operating system's clock and random ids, for native hosts (Lambda and local). Not for wasm32, where
 //! `SystemTime::now()` panics: the Workers host brings its own.
+//! Secret random bytes come from the operating system's generator through `getrandom`.
 
-use crate::ports::{Clock, IdGen, Timestamp};
+use crate::ports::{Clock, IdGen, Random, RandomError, Timestamp};
 
 /// The system's wall clock.
 #[derive(Debug, Clone, Copy, Default)]
@@ -21,5 +22,16 @@ pub struct UuidIds;
 impl IdGen for UuidIds {
     fn new_id(&self) -> String {
         uuid::Uuid::now_v7().simple().to_string()
+    }
+}
+
+/// Secret random bytes from the operating system's generator (`getrandom`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OsRandom;
+
+impl Random for OsRandom {
+    fn fill(&self, buffer: &mut [u8]) -> Result<(), RandomError> {
+        getrandom::getrandom(buffer)
+            .map_err(|error| RandomError::Internal(anyhow::anyhow!("the operating system's random source failed: {error}")))
     }
 }

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
+use secrecy::SecretSlice;
 use sha2::Sha256;
 
 use crate::catalog::Catalog;
@@ -20,6 +21,8 @@ pub const MIN_SECRET_BYTES: usize = 32;
 pub struct Keys {
     /// Signs pagination cursors.
     pub cursors: CursorSigner,
+    /// Signs access tokens (HS256); 32 bytes, kept out of `Debug` output.
+    pub access_tokens: SecretSlice<u8>,
 }
 
 impl std::fmt::Debug for Keys {
@@ -48,7 +51,8 @@ impl Keys {
             Ok(mac.finalize().into_bytes().to_vec())
         };
         let cursors = CursorSigner::new(&derive("storefront cursor v1")?).map_err(|_| WeakSecret)?;
-        Ok(Self { cursors })
+        let access_tokens = SecretSlice::from(derive("storefront access token v1")?);
+        Ok(Self { cursors, access_tokens })
     }
 }
 
