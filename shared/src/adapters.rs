@@ -3,9 +3,8 @@
 //!
 //! `memory` is plain Rust and always built (tests on every host use it); `system` needs the operating system
 //! (feature `native`); `sqlite` is the local host's embedded store (feature `local`); `argon2` and `jwt` are the
-//! password hasher and access-token signer of every host (feature `auth`).
+//! password hasher and access-token signer of every host (always built).
 
-#[cfg(feature = "auth")]
 pub mod argon2;
 #[cfg(feature = "cloudflare")]
 pub mod d1;
@@ -13,7 +12,6 @@ pub mod d1;
 pub mod kv;
 #[cfg(feature = "aws")]
 pub mod dynamodb;
-#[cfg(feature = "auth")]
 pub mod jwt;
 pub mod memory;
 #[cfg(feature = "cloudflare")]

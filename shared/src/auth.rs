@@ -303,7 +303,7 @@ impl<S: ItemStore + Clone, H: PasswordHasher, T: TokenSigner> Auth<S, H, T> {
             }
             Err(TokenError::Internal(error)) => return Err(AuthError::Internal(error.context("verify a token"))),
         };
-        if !self.sessions.is_live(&claims.session).await? {
+        if !self.sessions.is_live(&claims.session, &claims.subject).await? {
             return Err(AuthError::Unauthenticated);
         }
         match self.accounts.get(&claims.subject).await {
@@ -339,7 +339,7 @@ impl<S: ItemStore + Clone, H: PasswordHasher, T: TokenSigner> Auth<S, H, T> {
     }
 }
 
-#[cfg(all(test, feature = "auth"))]
+#[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;

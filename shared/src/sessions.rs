@@ -333,14 +333,18 @@ impl<S: ItemStore> Sessions<S> {
         }
     }
 
-    /// Whether a session is still live (known, unexpired, not revoked): access tokens issued from a revoked
-    /// session are refused, so signing out takes effect before they expire.
+    /// Whether a session is still live (known, unexpired, not revoked) and belongs to `user`: access tokens
+    /// issued from a revoked session are refused, so signing out takes effect before they expire, and a token
+    /// naming one user with another user's session is refused too.
     ///
     /// # Errors
     /// [`SessionError::Internal`] when the store fails.
-    pub async fn is_live(&self, session: &SessionId) -> Result<bool, SessionError> {
+    pub async fn is_live(&self, session: &SessionId, user: &UserId) -> Result<bool, SessionError> {
         match self.store.get(&session_key(session)).await? {
-            Some(item) => Ok(decode::<SessionRecord>(item)?.revoked_at.is_none()),
+            Some(item) => {
+                let record = decode::<SessionRecord>(item)?;
+                Ok(record.revoked_at.is_none() && &record.user == user)
+            }
             None => Ok(false),
         }
     }
@@ -390,7 +394,7 @@ mod tests {
         let third =
             f.sessions.rotate(&second.refresh_token, &f.random, clock.now()).await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(third.session, first.session);
-        assert!(matches!(f.sessions.is_live(&first.session).await, Ok(true)));
+        assert!(matches!(f.sessions.is_live(&first.session, &first.user).await, Ok(true)));
     }
 
     async fn reusing_a_spent_token_revokes_the_family(store: impl ItemStore + Clone, clock: Arc<ManualClock>) {
@@ -403,7 +407,7 @@ mod tests {
         assert!(matches!(replay, Err(SessionError::Reused)), "{replay:?}");
         let newest = f.sessions.rotate(&second.refresh_token, &f.random, clock.now()).await;
         assert!(matches!(newest, Err(SessionError::Invalid)), "the newest token of the family fails too: {newest:?}");
-        assert!(matches!(f.sessions.is_live(&first.session).await, Ok(false)));
+        assert!(matches!(f.sessions.is_live(&first.session, &first.user).await, Ok(false)));
         let unrelated = f.sessions.rotate(&other.refresh_token, &f.random, clock.now()).await;
         assert!(unrelated.is_ok(), "another session of the same user is untouched");
     }
@@ -429,7 +433,7 @@ mod tests {
             }
         }
         assert!(winners.len() <= 1, "{} rotations of one token succeeded", winners.len());
-        assert!(matches!(f.sessions.is_live(&first.session).await, Ok(false)), "a replayed token revokes the family");
+        assert!(matches!(f.sessions.is_live(&first.session, &first.user).await, Ok(false)), "a replayed token revokes the family");
         for winner in winners {
             assert!(f.sessions.rotate(&winner.refresh_token, &f.random, clock.now()).await.is_err());
         }
@@ -442,7 +446,7 @@ mod tests {
         f.sessions.revoke(&first.session, clock.now()).await.unwrap_or_else(|e| panic!("{e}"));
         let after = f.sessions.rotate(&first.refresh_token, &f.random, clock.now()).await;
         assert!(matches!(after, Err(SessionError::Invalid)), "{after:?}");
-        assert!(matches!(f.sessions.is_live(&first.session).await, Ok(false)));
+        assert!(matches!(f.sessions.is_live(&first.session, &first.user).await, Ok(false)));
     }
 
     async fn revoke_all_ends_every_session_of_the_user(store: impl ItemStore + Clone, clock: Arc<ManualClock>) {
@@ -472,7 +476,7 @@ mod tests {
         clock.advance(SessionSettings::default().refresh_lifetime + Duration::from_secs(1));
         let late = f.sessions.rotate(&first.refresh_token, &f.random, clock.now()).await;
         assert!(matches!(late, Err(SessionError::Invalid)), "{late:?}");
-        assert!(matches!(f.sessions.is_live(&first.session).await, Ok(false)));
+        assert!(matches!(f.sessions.is_live(&first.session, &first.user).await, Ok(false)));
     }
 
     async fn only_hashes_of_tokens_are_stored(store: impl ItemStore + Clone, clock: Arc<ManualClock>) {

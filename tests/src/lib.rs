@@ -4,35 +4,126 @@
 //! `STOREFRONT_BASE_URL` set they drive that host (the local host binary, `cargo lambda watch`, `wrangler dev`);
 //! without it they start the local host in-process on a temporary SQLite file and a free loopback port, so plain
 //! `cargo test` works offline. Either way they need the demo catalog in the store.
+//!
+//! The authentication scenarios also need the host's master secret (to mint tokens the host would accept,
+//! then spoil them one claim at a time) and its first admin's e-mail address. For the in-process host they are
+//! known; for a base URL they come from `STOREFRONT_SECRET` (the hex text of the local host's `<data>.secret`
+//! file, or the secret configured on Lambda or Workers) and `STOREFRONT_ADMIN_EMAIL`, and a scenario that
+//! needs one fails with a clear message when it is unset. Every password and token a scenario uses is
+//! appended to the file named by `STOREFRONT_SECRETS_LOG`, if set, so the test script can check that none of
+//! them reached the host's logs.
 
-use std::sync::OnceLock;
+use std::io::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use anyhow::Context as _;
 use serde_json::Value;
 
 /// The variable naming the host under test.
 pub const BASE_URL_VAR: &str = "STOREFRONT_BASE_URL";
+/// The variable holding the host's master secret in hex (needed with [`BASE_URL_VAR`]).
+pub const SECRET_VAR: &str = "STOREFRONT_SECRET";
+/// The variable holding the host's first-admin e-mail address (needed with [`BASE_URL_VAR`]).
+pub const ADMIN_EMAIL_VAR: &str = "STOREFRONT_ADMIN_EMAIL";
+/// The variable naming a file to which the scenarios append every password and token they use.
+pub const SECRETS_LOG_VAR: &str = "STOREFRONT_SECRETS_LOG";
+/// The first admin's address of the in-process host.
+pub const IN_PROCESS_ADMIN_EMAIL: &str = "admin@scenarios.test";
 
-static TARGET: OnceLock<String> = OnceLock::new();
+struct Target {
+    url: String,
+    /// The master secret, hex; `None` when driving a base URL (it then comes from the environment).
+    secret_hex: Option<String>,
+}
 
-/// The base URL of the host under test (without a trailing slash), starting the in-process local host once if
-/// no URL is given.
-pub fn base_url() -> &'static str {
+static TARGET: OnceLock<Target> = OnceLock::new();
+
+fn target() -> &'static Target {
     TARGET.get_or_init(|| match std::env::var(BASE_URL_VAR) {
         Ok(url) if !url.trim().is_empty() => {
             eprintln!("end-to-end scenarios: driving {url}");
-            url.trim().trim_end_matches('/').to_owned()
+            Target { url: url.trim().trim_end_matches('/').to_owned(), secret_hex: None }
         }
         _ => {
-            let url = start_in_process_host().unwrap_or_else(|error| panic!("could not start the local host: {error:#}"));
+            let (url, secret_hex) =
+                start_in_process_host().unwrap_or_else(|error| panic!("could not start the local host: {error:#}"));
             eprintln!("end-to-end scenarios: {BASE_URL_VAR} is unset, driving an in-process local host at {url}");
-            url
+            Target { url, secret_hex: Some(secret_hex) }
         }
     })
 }
 
-/// Starts the local host on its own thread and runtime (so it outlives any one test's runtime) and returns its URL.
-fn start_in_process_host() -> anyhow::Result<String> {
+/// The base URL of the host under test (without a trailing slash), starting the in-process local host once if
+/// no URL is given.
+pub fn base_url() -> &'static str {
+    &target().url
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim();
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|at| u8::from_str_radix(text.get(at..at + 2)?, 16).ok()).collect()
+}
+
+/// The host's master secret: known for the in-process host, from [`SECRET_VAR`] otherwise.
+///
+/// # Panics
+/// When driving a base URL and [`SECRET_VAR`] is unset or not hex: the scenario cannot run, and says so.
+pub fn master_secret() -> Vec<u8> {
+    let hex = match &target().secret_hex {
+        Some(hex) => hex.clone(),
+        None => std::env::var(SECRET_VAR).unwrap_or_else(|_| {
+            panic!("{SECRET_VAR} must hold the host's master secret (hex) to run the token scenarios against {BASE_URL_VAR}")
+        }),
+    };
+    decode_hex(&hex).unwrap_or_else(|| panic!("{SECRET_VAR} is not hex"))
+}
+
+/// The first admin's e-mail address: known for the in-process host, from [`ADMIN_EMAIL_VAR`] otherwise.
+///
+/// # Panics
+/// When driving a base URL and [`ADMIN_EMAIL_VAR`] is unset.
+pub fn admin_email() -> String {
+    if target().secret_hex.is_some() {
+        return IN_PROCESS_ADMIN_EMAIL.to_owned();
+    }
+    match std::env::var(ADMIN_EMAIL_VAR) {
+        Ok(email) if !email.trim().is_empty() => email.trim().to_owned(),
+        _ => panic!("{ADMIN_EMAIL_VAR} must name the host's first admin to run the admin scenarios against {BASE_URL_VAR}"),
+    }
+}
+
+static SECRETS_LOG: Mutex<()> = Mutex::new(());
+
+/// Notes a password or token a scenario used, in the file named by [`SECRETS_LOG_VAR`] (if set), one per line.
+pub fn remember_secret(secret: &str) {
+    let Ok(path) = std::env::var(SECRETS_LOG_VAR) else { return };
+    if secret.is_empty() || path.trim().is_empty() {
+        return;
+    }
+    let _guard = SECRETS_LOG.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path.trim())
+        .unwrap_or_else(|error| panic!("{SECRETS_LOG_VAR}: {error}"));
+    writeln!(file, "{secret}").unwrap_or_else(|error| panic!("{SECRETS_LOG_VAR}: {error}"));
+}
+
+static UNIQUE: AtomicU64 = AtomicU64::new(0);
+
+/// A text no other scenario run uses: the time in nanoseconds and a counter.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
+    format!("{prefix}{nanos:x}{}", UNIQUE.fetch_add(1, Ordering::SeqCst))
+}
+
+/// Starts the local host on its own thread and runtime (so it outlives any one test's runtime) and returns its URL
+/// and its master secret (hex).
+fn start_in_process_host() -> anyhow::Result<(String, String)> {
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("local-host".to_owned())
@@ -52,16 +143,23 @@ fn start_in_process_host() -> anyhow::Result<String> {
                         return;
                     }
                 };
+                let data = dir.path().join("e2e.db");
                 let config = local_host::Config {
                     host: std::net::Ipv4Addr::LOCALHOST.into(),
                     port: 0,
-                    data: dir.path().join("e2e.db"),
+                    data: data.clone(),
                     no_seed: false,
                     log: "warn".to_owned(),
+                    admin_email: Some(IN_PROCESS_ADMIN_EMAIL.to_owned()),
+                    // Every scenario logs in from 127.0.0.1; the per-account limit is the one they exercise.
+                    login_attempts_per_client: 10_000,
+                    insecure_fast_passwords: true,
                 };
                 match local_host::start(config, std::future::pending()).await {
                     Ok(running) => {
-                        let _ = sender.send(Ok(format!("http://{}", running.addr)));
+                        let secret = std::fs::read_to_string(data.with_extension("db.secret"))
+                            .context("the local host kept no secret beside its data file");
+                        let _ = sender.send(secret.map(|secret| (format!("http://{}", running.addr), secret.trim().to_owned())));
                         let _ = running.done.await;
                     }
                     Err(error) => {
@@ -138,6 +236,66 @@ impl Api {
         self.send(reqwest::Method::GET, path, &[], None).await
     }
 
+    /// Sends a request with an optional bearer token and an optional JSON body.
+    pub async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<&Value>) -> Answer {
+        let authorization = token.map(|token| format!("Bearer {token}"));
+        let headers: Vec<(&str, &str)> = authorization.iter().map(|value| ("authorization", value.as_str())).collect();
+        self.send(method, path, &headers, body.map(|body| ("application/json", body.to_string().into_bytes()))).await
+    }
+
+    /// Registers `email` with `password` (both remembered as secrets), returning the answer.
+    pub async fn register(&self, email: &str, password: &str) -> Answer {
+        remember_secret(password);
+        let body = serde_json::json!({ "email": email, "password": password });
+        self.call(reqwest::Method::POST, "/auth/register", None, Some(&body)).await
+    }
+
+    /// Logs in, returning the answer; its tokens, if any, are remembered as secrets.
+    pub async fn login(&self, email: &str, password: &str) -> Answer {
+        remember_secret(password);
+        let body = serde_json::json!({ "email": email, "password": password });
+        let answer = self.call(reqwest::Method::POST, "/auth/login", None, Some(&body)).await;
+        remember_tokens(&answer);
+        answer
+    }
+
+    /// Refreshes, returning the answer; its tokens, if any, are remembered as secrets.
+    pub async fn refresh(&self, refresh_token: &str) -> Answer {
+        let body = serde_json::json!({ "refresh_token": refresh_token });
+        let answer = self.call(reqwest::Method::POST, "/auth/refresh", None, Some(&body)).await;
+        remember_tokens(&answer);
+        answer
+    }
+
+    /// Registers a new account with a fresh address and password and logs it in.
+    ///
+    /// # Panics
+    /// When either step fails: the scenario cannot go on.
+    pub async fn new_user(&self, prefix: &str) -> User {
+        let email = format!("{}@scenarios.test", unique(prefix));
+        let password = unique("pw-correct-horse-");
+        let registered = self.register(&email, &password).await;
+        assert_eq!(registered.status, 201, "register {email}: {}", registered.text);
+        self.sign_in(&email, &password).await
+    }
+
+    /// Logs in an existing account.
+    ///
+    /// # Panics
+    /// When the login fails.
+    pub async fn sign_in(&self, email: &str, password: &str) -> User {
+        let answer = self.login(email, password).await;
+        assert_eq!(answer.status, 200, "login {email}: {}", answer.text);
+        let text = |field: &str| answer.json[field].as_str().unwrap_or_default().to_owned();
+        User {
+            id: answer.json["account"]["id"].as_str().unwrap_or_default().to_owned(),
+            email: email.to_owned(),
+            password: password.to_owned(),
+            access: text("access_token"),
+            refresh: text("refresh_token"),
+        }
+    }
+
     /// Follows `next_cursor` from `GET /products?<query>` until the search is complete, returning every item.
     pub async fn walk_products(&self, query: &str) -> Vec<Value> {
         let mut items = Vec::new();
@@ -156,6 +314,61 @@ impl Api {
             }
         }
         panic!("{query}: the search did not end within 1000 pages");
+    }
+}
+
+/// The claims of a token, read without checking it (the scenarios spoil them one at a time).
+///
+/// # Panics
+/// When the token is not a JWS with a JSON payload.
+pub fn claims_of(token: &str) -> Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).unwrap_or_else(|| panic!("not a JWS"));
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap_or_else(|error| panic!("{error}"));
+    serde_json::from_slice(&bytes).unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// A compact JWS of `header` and `claims`, signed with HS256 and the host's access-token key (derived from
+/// [`master_secret`] as the host derives it). The result is remembered as a secret.
+///
+/// # Panics
+/// When the master secret is unavailable or too short.
+pub fn mint(header: &Value, claims: &Value) -> String {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    use secrecy::ExposeSecret as _;
+    let keys = shared::http::Keys::derive(&master_secret()).unwrap_or_else(|error| panic!("{error}"));
+    let encode = |value: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string());
+    let input = format!("{}.{}", encode(header), encode(claims));
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(keys.access_tokens.expose_secret())
+        .unwrap_or_else(|error| panic!("{error}"));
+    mac.update(input.as_bytes());
+    let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    let token = format!("{input}.{signature}");
+    remember_secret(&token);
+    token
+}
+
+/// A signed-in scenario user.
+#[derive(Debug, Clone)]
+pub struct User {
+    /// The account id.
+    pub id: String,
+    /// The e-mail address it registered with.
+    pub email: String,
+    /// Its password.
+    pub password: String,
+    /// Its current access token.
+    pub access: String,
+    /// Its current refresh token.
+    pub refresh: String,
+}
+
+fn remember_tokens(answer: &Answer) {
+    for field in ["access_token", "refresh_token"] {
+        if let Some(token) = answer.json[field].as_str() {
+            remember_secret(token);
+        }
     }
 }
 

@@ -9,11 +9,18 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
+use axum::extract::{ConnectInfo, Request};
+use axum::middleware::Next;
+use axum::response::Response;
 use shared::adapters::QueueSettings;
+use shared::adapters::argon2::Argon2Settings;
 use shared::adapters::sqlite::{SqliteDb, SqliteItemStore, SqliteJobQueue};
 use shared::adapters::system::{SystemClock, UuidIds};
-use shared::http::{AppState, Keys};
+use shared::auth::AuthSettings;
+use shared::domain::Email;
+use shared::http::{AppState, ClientAddress, Keys};
 use shared::ports::{Clock, IdGen};
+use shared::rate_limit::BucketSettings;
 use tokio::net::TcpListener;
 
 pub mod consumer;
@@ -43,6 +50,17 @@ pub struct Config {
     /// Log filter, as in `RUST_LOG` (for example `info` or `local_host=debug,info`).
     #[arg(long, env = "STOREFRONT_LOG", default_value = "info")]
     pub log: String,
+    /// The e-mail address whose registration (`POST /auth/register`) gets the admin role: the first admin.
+    /// Register it yourself before anyone else can; other addresses become customers.
+    #[arg(long, env = "STOREFRONT_ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
+    /// Login attempts allowed per client address in a burst (then one more every 3 seconds).
+    #[arg(long, env = "STOREFRONT_LOGIN_ATTEMPTS_PER_CLIENT", default_value_t = BucketSettings::LOGIN_PER_CLIENT.capacity)]
+    pub login_attempts_per_client: u32,
+    /// Hash passwords with Argon2's cheapest parameters instead of OWASP's. For test runs of a debug build
+    /// only: it makes guessing a stored password almost free.
+    #[arg(long, env = "STOREFRONT_INSECURE_FAST_PASSWORDS")]
+    pub insecure_fast_passwords: bool,
 }
 
 /// Writes JSON log lines to standard error, filtered by `filter`.
@@ -101,14 +119,49 @@ fn load_or_create_secret(data: &Path) -> anyhow::Result<Vec<u8>> {
     Ok(secret)
 }
 
-/// Every function's router, mounted on one router with problem-document fallbacks.
+/// Puts the connection's peer address into the request as the [`ClientAddress`]. Only the socket counts:
+/// this host has no proxy in front of it, so a header such as `X-Forwarded-For` is the client's own claim.
+async fn client_address(req: Request, next: Next) -> Response {
+    let mut req = req;
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string());
+    if let Some(peer) = peer {
+        req.extensions_mut().insert(ClientAddress(peer));
+    }
+    next.run(req).await
+}
+
+/// Every function's router, mounted on one router with problem-document fallbacks. Serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()` so that login can be limited per client.
 pub fn app(state: AppState<Store>) -> Router {
     Router::new()
         .merge(health::router(state.clone()))
         .merge(products::router(state.clone()))
-        .merge(product::router(state))
+        .merge(product::router(state.clone()))
+        .merge(register::router(state.clone()))
+        .merge(login::router(state.clone()))
+        .merge(refresh::router(state.clone()))
+        .merge(logout::router(state.clone()))
+        .merge(me::router(state))
         .fallback(shared::http::error::not_found)
         .layer(axum::middleware::from_fn(shared::http::extract::buffer_body))
+        .layer(axum::middleware::from_fn(client_address))
+}
+
+/// The application state with the authentication settings of `config`.
+fn configured(state: AppState<Store>, config: &Config) -> anyhow::Result<AppState<Store>> {
+    let mut settings = AuthSettings::default();
+    settings.per_client.capacity = config.login_attempts_per_client;
+    if let Some(text) = &config.admin_email {
+        // The address is configuration, not personal data of a request; still, say only what is wrong.
+        let email = Email::parse(text).map_err(|error| anyhow::anyhow!("--admin-email / STOREFRONT_ADMIN_EMAIL: {error}"))?;
+        settings.first_admin = Some(email);
+    }
+    let mut state = state.with_auth_settings(settings).context("invalid authentication settings")?;
+    if config.insecure_fast_passwords {
+        tracing::warn!("passwords are hashed with insecure test parameters (--insecure-fast-passwords)");
+        state = state.with_password_params(Argon2Settings::insecure_for_tests()).context("invalid password parameters")?;
+    }
+    Ok(state)
 }
 
 /// A running server.
@@ -133,7 +186,7 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
     let ids: Arc<dyn IdGen> = Arc::new(UuidIds);
     let db = SqliteDb::open(&config.data, clock.clone())?;
     let keys = Keys::derive(&load_or_create_secret(&config.data)?).context("the data file's secret is too short")?;
-    let state = AppState::new(db.item_store(), clock.clone(), ids.clone(), keys);
+    let state = configured(AppState::new(db.item_store(), clock.clone(), ids.clone(), keys), &config)?;
     let seeded = if config.no_seed { 0 } else { state.catalog.seed_demo_if_empty(&ids, &clock).await? };
     let listener = TcpListener::bind((config.host, config.port))
         .await
@@ -144,7 +197,8 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
     let consumer = tokio::spawn(consumer::run(jobs, Duration::from_millis(500), stop_rx));
     let router = app(state);
     let done = tokio::spawn(async move {
-        let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
         let _ = stop_tx.send(true);
         let _ = consumer.await;
         served.context("the server failed")

@@ -1,10 +1,20 @@
-//! `GET /products/{id}`: one product, with an `ETag` so clients can revalidate cheaply.
+//! `GET /products/{id}`: one product, with an `ETag` so clients can revalidate cheaply; `PUT` and `DELETE`:
+//! an admin replaces or removes it, conditionally on `If-Match`, so a write based on a stale read is refused.
 //!
-//! Responses:
+//! `GET` responses:
 //! - 200 `ProductView` with `ETag: "<version>"` and `Cache-Control: no-cache`;
 //! - 304 with the `ETag` and no body when `If-None-Match` names the current version (or is `*`);
 //! - 400 problem document `invalid_parameter` (`id`) when the id cannot be a product id;
 //! - 404 problem document `not_found` when no product has the id.
+//!
+//! `PUT` (body `ProductBody`) and `DELETE` responses:
+//! - 200 `ProductView` with the new `ETag` (`PUT`), 204 (`DELETE`);
+//! - 401 `unauthorized` without a valid bearer token, 403 `forbidden` for a customer;
+//! - 428 `precondition_required` without `If-Match`; 412 `precondition_failed` when it names another version;
+//! - 400, 413, 415 for a malformed request; 422 `validation_failed` naming the field (`PUT`);
+//! - 404 `not_found`; 409 `conflict` when another product has the new SKU (`PUT`).
+//!
+//! The catalog repository keeps the SKU claims and the search index in step with every write.
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -13,8 +23,8 @@ use axum::{Json, Router};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use shared::domain::ProductId;
 use shared::http::context::observed;
-use shared::http::views::etag;
-use shared::http::{ApiError, AppState, ProductView};
+use shared::http::views::{IfMatch, etag};
+use shared::http::{Admin, ApiError, AppState, ProductBody, ProductView};
 use shared::ports::ItemStore;
 
 /// The function's name in logs.
@@ -27,15 +37,31 @@ fn none_match_hits(headers: &HeaderMap, current: &str) -> bool {
     })
 }
 
+fn product_id(id: &str) -> Result<ProductId, ApiError> {
+    ProductId::parse(id).map_err(|_| ApiError::InvalidParameter {
+        param: "id".to_owned(),
+        detail: "a product id is 1 to 64 letters, digits, '-' or '_'".to_owned(),
+    })
+}
+
+/// The version an `If-Match` header allows writing over: 428 without one, 412 when it does not name the
+/// current version (the repository still checks the version atomically when it writes).
+async fn expected_version<S: ItemStore + Clone>(
+    state: &AppState<S>,
+    id: &ProductId,
+    headers: &HeaderMap,
+) -> Result<u64, ApiError> {
+    let condition = IfMatch::from_headers(headers).ok_or(ApiError::PreconditionRequired)?;
+    let current = state.catalog.get(id).await?.version;
+    if condition.matches(current) { Ok(current) } else { Err(ApiError::PreconditionFailed) }
+}
+
 async fn get_product<S: ItemStore + Clone>(
     State(state): State<AppState<S>>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = ProductId::parse(&id).map_err(|_| ApiError::InvalidParameter {
-        param: "id".to_owned(),
-        detail: "a product id is 1 to 64 letters, digits, '-' or '_'".to_owned(),
-    })?;
+    let id = product_id(&id)?;
     let product = state.catalog.get(&id).await?;
     let tag = etag(product.version);
     let tag_value = HeaderValue::from_str(&tag).map_err(|error| ApiError::Internal(error.into()))?;
@@ -49,10 +75,43 @@ async fn get_product<S: ItemStore + Clone>(
     Ok(response)
 }
 
+async fn replace_product<S: ItemStore + Clone>(
+    State(state): State<AppState<S>>,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    shared::http::Json(body): shared::http::Json<ProductBody>,
+) -> Result<Response, ApiError> {
+    let id = product_id(&id)?;
+    let fields = body.into_new_product()?;
+    let expected = expected_version(&state, &id, &headers).await?;
+    let product = state.catalog.replace(&id, fields, expected, &state.clock).await?;
+    tracing::info!(product_id = %product.id, version = product.version, admin = %admin.user.id, "product replaced");
+    let tag = HeaderValue::from_str(&etag(product.version)).map_err(|error| ApiError::Internal(error.into()))?;
+    let mut response = Json(ProductView::from(&product)).into_response();
+    response.headers_mut().insert(header::ETAG, tag);
+    Ok(response)
+}
+
+async fn delete_product<S: ItemStore + Clone>(
+    State(state): State<AppState<S>>,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let id = product_id(&id)?;
+    let expected = expected_version(&state, &id, &headers).await?;
+    state.catalog.delete(&id, expected).await?;
+    tracing::info!(product_id = %id, admin = %admin.user.id, "product deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The function's routes.
 pub fn router<S: ItemStore + Clone>(state: AppState<S>) -> Router {
     let clock = state.clock.clone();
     let ids = state.ids.clone();
-    let routes = Router::new().route("/products/{id}", get(get_product::<S>)).with_state(state);
+    let routes = Router::new()
+        .route("/products/{id}", get(get_product::<S>).put(replace_product::<S>).delete(delete_product::<S>))
+        .with_state(state);
     observed(routes, FUNCTION, clock, ids)
 }

@@ -1,4 +1,4 @@
-//! `GET /products`: the catalog search.
+//! `GET /products`: the catalog search; `POST /products`: an admin adds a product.
 //!
 //! Query parameters: `q` (words that must all match name, description or category), `category` (a slug),
 //! `min_price` and `max_price` (inclusive, integer minor units), `limit` (1 to 100, default 20) and `cursor`
@@ -8,15 +8,27 @@
 //! - 200 `ProductListView`; a page may hold fewer than `limit` items and still have a `next_cursor` (each call
 //!   examines a bounded slice of the index); the search is complete when `next_cursor` is absent;
 //! - 400 problem document `invalid_parameter` naming the parameter, or `invalid_cursor`.
+//!
+//! `POST /products` takes a `ProductBody` and answers:
+//! - 201 `ProductView` with `ETag` and `Location: /products/{id}`;
+//! - 401 `unauthorized` without a valid bearer token, 403 `forbidden` for a customer;
+//! - 400 `invalid_body`, 413 `payload_too_large`, 415 `unsupported_media_type` for a malformed request;
+//! - 422 `validation_failed` naming the field;
+//! - 409 `conflict` when another product has the SKU.
+//!
+//! The catalog repository writes the product, its SKU claim and its search index entries in one transaction.
 
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
 use shared::domain::SearchRequest;
 use shared::http::context::observed;
 use shared::http::extract::Params;
-use shared::http::{ApiError, AppState, ProductView};
+use shared::http::views::etag;
+use shared::http::{Admin, ApiError, AppState, ProductBody, ProductView};
 use shared::ports::ItemStore;
 
 /// The function's name in logs.
@@ -53,10 +65,28 @@ async fn list_products<S: ItemStore + Clone>(
     }))
 }
 
+async fn create_product<S: ItemStore + Clone>(
+    State(state): State<AppState<S>>,
+    Admin(admin): Admin,
+    shared::http::Json(body): shared::http::Json<ProductBody>,
+) -> Result<Response, ApiError> {
+    let fields = body.into_new_product()?;
+    let product = state.catalog.create(fields, &state.ids, &state.clock).await?;
+    tracing::info!(product_id = %product.id, admin = %admin.user.id, "product created");
+    let tag = HeaderValue::from_str(&etag(product.version)).map_err(|error| ApiError::Internal(error.into()))?;
+    let location =
+        HeaderValue::from_str(&format!("/products/{}", product.id)).map_err(|error| ApiError::Internal(error.into()))?;
+    let mut response = (StatusCode::CREATED, Json(ProductView::from(&product))).into_response();
+    response.headers_mut().insert(header::ETAG, tag);
+    response.headers_mut().insert(header::LOCATION, location);
+    Ok(response)
+}
+
 /// The function's routes.
 pub fn router<S: ItemStore + Clone>(state: AppState<S>) -> Router {
     let clock = state.clock.clone();
     let ids = state.ids.clone();
-    let routes = Router::new().route("/products", get(list_products::<S>)).with_state(state);
+    let routes =
+        Router::new().route("/products", get(list_products::<S>).post(create_product::<S>)).with_state(state);
     observed(routes, FUNCTION, clock, ids)
 }

@@ -7,7 +7,7 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use shared::ports::{Clock, IdGen, Timestamp};
+use shared::ports::{Clock, IdGen, Random, RandomError, Timestamp};
 
 /// `Date.now()`, never going backwards within an isolate.
 ///
@@ -60,5 +60,14 @@ impl IdGen for CryptoIds {
         };
         *last = next;
         format!("{:012x}{:020x}", next.0, next.1)
+    }
+}
+
+/// Secret random bytes from `crypto.getRandomValues` (through `getrandom`'s `js` backend). Unlike ids, a failure
+/// here is an error: a salt or a refresh token must never fall back to something guessable.
+impl Random for CryptoIds {
+    fn fill(&self, buffer: &mut [u8]) -> Result<(), RandomError> {
+        getrandom::getrandom(buffer)
+            .map_err(|error| RandomError::Internal(anyhow::anyhow!("crypto.getRandomValues failed: {error}")))
     }
 }

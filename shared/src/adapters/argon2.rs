@@ -1,4 +1,4 @@
-//! The Argon2id password hasher (`argon2` crate, pure Rust), for every host including wasm32 (feature `auth`).
+//! The Argon2id password hasher (`argon2` crate, pure Rust), for every host including wasm32.
 //!
 //! Salts come from the `Random` port, so nothing here reaches for an operating-system generator. It keeps
 //! the `PasswordHasher` contract and nothing else: no storage, no policy, no logging.

@@ -1,4 +1,4 @@
-//! The JWT access-token signer (`jsonwebtoken` crate, HS256), for every host including wasm32 (feature `auth`).
+//! The JWT access-token signer (`jsonwebtoken` crate, HS256), for every host including wasm32.
 //!
 //! The algorithm is fixed here, never taken from a token: `jsonwebtoken` is given a crypto provider that
 //! knows HS256 and nothing else, and a validation that accepts HS256 only, so `alg: none` and algorithm

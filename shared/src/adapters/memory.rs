@@ -43,17 +43,29 @@ impl Clock for ManualClock {
     }
 }
 
-/// Ids `<prefix>000001`, `<prefix>000002`, …: unique, ordered and predictable.
+/// Ids `<prefix>000001`, `<prefix>000002`, …: unique, ordered and predictable. Its random bytes are
+/// predictable too (a [`PredictableRandom`] seeded from the prefix): for tests only.
 #[derive(Debug)]
 pub struct SequentialIds {
     prefix: String,
     next: AtomicU64,
+    random: PredictableRandom,
 }
 
 impl SequentialIds {
     /// Ids starting at 1 with this prefix.
     pub fn new(prefix: &str) -> Self {
-        Self { prefix: prefix.to_owned(), next: AtomicU64::new(1) }
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(prefix.as_bytes());
+        let mut seed = [0_u8; 8];
+        seed.copy_from_slice(&digest[..8]);
+        Self { prefix: prefix.to_owned(), next: AtomicU64::new(1), random: PredictableRandom::new(u64::from_be_bytes(seed)) }
+    }
+}
+
+impl Random for SequentialIds {
+    fn fill(&self, buffer: &mut [u8]) -> Result<(), RandomError> {
+        self.random.fill(buffer)
     }
 }
 

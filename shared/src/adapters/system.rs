@@ -25,6 +25,13 @@ impl IdGen for UuidIds {
     }
 }
 
+/// The id generator's secret random bytes come from the operating system, like [`OsRandom`]'s.
+impl Random for UuidIds {
+    fn fill(&self, buffer: &mut [u8]) -> Result<(), RandomError> {
+        OsRandom.fill(buffer)
+    }
+}
+
 /// Secret random bytes from the operating system's generator (`getrandom`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OsRandom;

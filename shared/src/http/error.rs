@@ -7,7 +7,10 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
 
+use crate::auth::{AuthError, LoginError, RegisterError};
 use crate::catalog::CatalogError;
+use crate::domain::account::AccountError;
+use crate::domain::product::ProductError;
 use crate::domain::search::SearchError;
 
 /// The media type of problem documents.
@@ -59,6 +62,26 @@ pub enum ApiError {
         /// The rule it breaks.
         detail: String,
     },
+    /// No valid bearer token: missing, malformed, expired, revoked, or its account is closed
+    /// (401 `unauthorized`, with `WWW-Authenticate: Bearer`). The detail never says which.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// A login's e-mail and password do not match an open account; the same answer for an unknown e-mail
+    /// and a wrong password (401 `invalid_credentials`).
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// Signed in, but the role does not allow this (403 `forbidden`).
+    #[error("forbidden")]
+    Forbidden,
+    /// A conditional write was sent without `If-Match` (428 `precondition_required`).
+    #[error("precondition required")]
+    PreconditionRequired,
+    /// Too many attempts (429 `rate_limited`, with `Retry-After`).
+    #[error("rate limited")]
+    RateLimited {
+        /// Seconds until an attempt may succeed.
+        retry_after_secs: u64,
+    },
     /// A dependency such as the store is not answering (503 `unavailable`).
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -93,6 +116,11 @@ impl ApiError {
             ApiError::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::PreconditionRequired => (StatusCode::PRECONDITION_REQUIRED, "precondition_required"),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -112,6 +140,15 @@ impl ApiError {
             ApiError::PreconditionFailed => "the resource has changed; fetch it again for its current ETag".to_owned(),
             ApiError::Conflict(detail) => detail.clone(),
             ApiError::Validation { field, detail } => format!("{field}: {detail}"),
+            ApiError::Unauthorized => "sign in and send the access token as 'Authorization: Bearer <token>'".to_owned(),
+            ApiError::InvalidCredentials => "invalid e-mail or password".to_owned(),
+            ApiError::Forbidden => "your account's role does not allow this".to_owned(),
+            ApiError::PreconditionRequired => {
+                "send If-Match with the ETag of the version you mean to change".to_owned()
+            }
+            ApiError::RateLimited { retry_after_secs } => {
+                format!("too many attempts; try again in {retry_after_secs} seconds")
+            }
             ApiError::Unavailable(what) => format!("{what} is not answering; try again later"),
             ApiError::Internal(_) => "the server failed to handle the request; it has been logged".to_owned(),
         }
@@ -140,7 +177,63 @@ impl IntoResponse for ApiError {
         let body = serde_json::to_vec(&problem).unwrap_or_else(|_| b"{\"code\":\"internal\"}".to_vec());
         let mut response = (status, body).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        match &self {
+            ApiError::Unauthorized => {
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::RateLimited { retry_after_secs } => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from((*retry_after_secs).max(1)));
+            }
+            _ => {}
+        }
         response
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(error: AccountError) -> Self {
+        match error {
+            AccountError::Invalid { field, reason } => {
+                ApiError::Validation { field: field.to_owned(), detail: reason.to_owned() }
+            }
+        }
+    }
+}
+
+impl From<ProductError> for ApiError {
+    fn from(error: ProductError) -> Self {
+        match error {
+            ProductError::InvalidId => ApiError::Validation { field: "id".to_owned(), detail: "not a product id".to_owned() },
+            ProductError::Invalid { field, reason } => ApiError::Validation { field, detail: reason },
+        }
+    }
+}
+
+impl From<RegisterError> for ApiError {
+    fn from(error: RegisterError) -> Self {
+        match error {
+            RegisterError::EmailTaken => ApiError::Conflict("an account with this e-mail address exists".to_owned()),
+            RegisterError::Internal(error) => ApiError::Internal(error),
+        }
+    }
+}
+
+impl From<LoginError> for ApiError {
+    fn from(error: LoginError) -> Self {
+        match error {
+            LoginError::InvalidCredentials => ApiError::InvalidCredentials,
+            LoginError::RateLimited { retry_after_secs } => ApiError::RateLimited { retry_after_secs },
+            LoginError::Internal(error) => ApiError::Internal(error),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Unauthenticated => ApiError::Unauthorized,
+            AuthError::Internal(error) => ApiError::Internal(error),
+        }
     }
 }
 

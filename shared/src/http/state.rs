@@ -1,7 +1,11 @@
-//! The state every function's router receives: the store, the clock, the id generator and the keys.
+//! The state every function's router receives: the store, the clock, the id generator, the keys and the
+//! authentication service built from them.
 //!
 //! The store is generic (its async methods are not object-safe, and each host names its concrete store once);
-//! the clock and id generator are small synchronous traits, so one `Arc<dyn ..>` serves every host.
+//! the clock and id generator are small synchronous traits, so one `Arc<dyn ..>` serves every host. The id
+//! generator is also the random source (salts, refresh tokens), so `AppState::new` needs nothing more to build
+//! `Auth`: Argon2id with OWASP's parameters, HS256 access tokens signed with `Keys::access_tokens`, and the
+//! default issuer and audience. Hosts and tests adjust it with the `with_*` builder methods.
 
 use std::sync::Arc;
 
@@ -9,9 +13,21 @@ use hmac::{Hmac, Mac};
 use secrecy::SecretSlice;
 use sha2::Sha256;
 
+use crate::adapters::argon2::{Argon2PasswordHasher, Argon2Settings, InvalidArgon2Settings};
+use crate::adapters::jwt::{InvalidTokenSettings, JwtTokenSigner, TokenSettings};
+use crate::auth::{Auth, AuthSettings};
 use crate::catalog::Catalog;
+use crate::domain::account::Email;
 use crate::http::cursor::CursorSigner;
-use crate::ports::{Clock, IdGen, ItemStore};
+use crate::ports::{Clock, IdGen, ItemStore, Random};
+
+/// The issuer written to and required in access tokens unless a host configures another.
+pub const DEFAULT_TOKEN_ISSUER: &str = "storefront";
+/// The audience written to and required in access tokens unless a host configures another.
+pub const DEFAULT_TOKEN_AUDIENCE: &str = "storefront-api";
+
+/// The authentication service every host runs: Argon2id passwords and HS256 JWT access tokens.
+pub type AppAuth<S> = Auth<S, Argon2PasswordHasher, JwtTokenSigner>;
 
 /// The shortest master secret accepted, in bytes.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -56,6 +72,35 @@ impl Keys {
     }
 }
 
+/// Why the authentication stack could not be built with the settings given.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthConfigError {
+    /// Argon2 refused the password-hashing parameters.
+    #[error(transparent)]
+    PasswordParams(#[from] InvalidArgon2Settings),
+    /// The access-token settings are incomplete.
+    #[error(transparent)]
+    Tokens(#[from] InvalidTokenSettings),
+}
+
+/// What `Auth` is built from, kept so a builder method can rebuild it with one setting changed.
+#[derive(Debug, Clone)]
+struct AuthConfig {
+    password: Argon2Settings,
+    tokens: TokenSettings,
+    auth: AuthSettings,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            password: Argon2Settings::default(),
+            tokens: TokenSettings::new(DEFAULT_TOKEN_ISSUER, DEFAULT_TOKEN_AUDIENCE),
+            auth: AuthSettings::default(),
+        }
+    }
+}
+
 /// The state shared by every function's router.
 pub struct AppState<S> {
     /// The item store.
@@ -68,12 +113,88 @@ pub struct AppState<S> {
     pub ids: Arc<dyn IdGen>,
     /// The keys.
     pub keys: Keys,
+    /// Registration, login, sessions and bearer-token checks.
+    pub auth: Arc<AppAuth<S>>,
+    auth_config: AuthConfig,
+}
+
+fn build_auth<S: ItemStore + Clone>(
+    store: &S,
+    clock: &Arc<dyn Clock>,
+    ids: &Arc<dyn IdGen>,
+    keys: &Keys,
+    config: &AuthConfig,
+) -> Result<AppAuth<S>, AuthConfigError> {
+    // The id generator is the random source: `IdGen` has `Random` as its supertrait.
+    let random: Arc<dyn Random> = Arc::new(Arc::clone(ids));
+    let hasher = Argon2PasswordHasher::new(config.password, Arc::clone(&random))?;
+    let signer = JwtTokenSigner::new(&keys.access_tokens, config.tokens.clone(), Arc::clone(clock))?;
+    Ok(Auth::new(store.clone(), hasher, signer, Arc::clone(clock), Arc::clone(ids), random, config.auth.clone()))
 }
 
 impl<S: ItemStore + Clone> AppState<S> {
-    /// The state for a host.
+    /// The state for a host, with the default authentication settings (OWASP's Argon2id minimum, 15-minute
+    /// access tokens for [`DEFAULT_TOKEN_AUDIENCE`] from [`DEFAULT_TOKEN_ISSUER`], no first admin).
     pub fn new(store: S, clock: Arc<dyn Clock>, ids: Arc<dyn IdGen>, keys: Keys) -> Self {
-        Self { catalog: Catalog::new(store.clone()), store, clock, ids, keys }
+        let auth_config = AuthConfig::default();
+        // The defaults are valid by construction: OWASP's parameters are within Argon2's limits, the derived
+        // key is 32 bytes, and the issuer, audience and lifetime are set. A test pins this down.
+        #[allow(clippy::expect_used)]
+        let auth = build_auth(&store, &clock, &ids, &keys, &auth_config)
+            .expect("the default authentication settings are valid");
+        Self { catalog: Catalog::new(store.clone()), store, clock, ids, keys, auth: Arc::new(auth), auth_config }
+    }
+
+    fn rebuilt(mut self, change: impl FnOnce(&mut AuthConfig)) -> Result<Self, AuthConfigError> {
+        let mut config = self.auth_config.clone();
+        change(&mut config);
+        self.auth = Arc::new(build_auth(&self.store, &self.clock, &self.ids, &self.keys, &config)?);
+        self.auth_config = config;
+        Ok(self)
+    }
+
+    /// The state with `email` as the address whose registration becomes an admin.
+    pub fn with_first_admin(self, email: Email) -> Self {
+        let mut config = self.auth_config.clone();
+        config.auth.first_admin = Some(email);
+        // Only the first admin changed, which no constructor checks, so rebuilding cannot fail; keep the
+        // state unchanged if it somehow does.
+        let fallback = self.clone();
+        self.rebuilt(|current| *current = config).unwrap_or(fallback)
+    }
+
+    /// The state with other Argon2id costs (tests use `Argon2Settings::insecure_for_tests()`).
+    ///
+    /// # Errors
+    /// [`AuthConfigError::PasswordParams`] when Argon2 refuses them.
+    pub fn with_password_params(self, params: Argon2Settings) -> Result<Self, AuthConfigError> {
+        self.rebuilt(|config| config.password = params)
+    }
+
+    /// The state with another issuer, audience, lifetime or leeway for access tokens.
+    ///
+    /// # Errors
+    /// [`AuthConfigError::Tokens`] when they are incomplete.
+    pub fn with_token_settings(self, tokens: TokenSettings) -> Result<Self, AuthConfigError> {
+        self.rebuilt(|config| config.tokens = tokens)
+    }
+
+    /// The state with other rate limits and session lifetimes. Its `first_admin` replaces the current one.
+    ///
+    /// # Errors
+    /// None in practice; the signature matches the other builders.
+    pub fn with_auth_settings(self, settings: AuthSettings) -> Result<Self, AuthConfigError> {
+        self.rebuilt(|config| config.auth = settings)
+    }
+
+    /// The access-token settings in force (tests mint tokens with them).
+    pub fn token_settings(&self) -> &TokenSettings {
+        &self.auth_config.tokens
+    }
+
+    /// The authentication settings in force.
+    pub fn auth_settings(&self) -> &AuthSettings {
+        &self.auth_config.auth
     }
 }
 
@@ -85,6 +206,35 @@ impl<S: Clone> Clone for AppState<S> {
             clock: Arc::clone(&self.clock),
             ids: Arc::clone(&self.ids),
             keys: self.keys.clone(),
+            auth: Arc::clone(&self.auth),
+            auth_config: self.auth_config.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::memory::{ManualClock, MemoryItemStore, SequentialIds};
+    use crate::domain::account::Role;
+    use crate::ports::Timestamp;
+
+    #[test]
+    fn the_default_authentication_stack_builds_and_the_builders_change_it() {
+        let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+        let keys = Keys::derive(&[3; 32]).unwrap_or_else(|e| panic!("{e}"));
+        let state = AppState::new(MemoryItemStore::new(clock.clone()), clock, Arc::new(SequentialIds::new("s")), keys);
+        assert_eq!(state.token_settings().issuer, DEFAULT_TOKEN_ISSUER);
+        assert!(state.auth_settings().first_admin.is_none());
+        let boss = Email::parse("Boss@Example.com").unwrap_or_else(|e| panic!("{e}"));
+        let state = state.with_first_admin(boss.clone());
+        assert_eq!(state.auth_settings().first_admin.as_ref(), Some(&boss));
+        assert_eq!(Role::for_new_account(&boss, state.auth_settings().first_admin.as_ref()), Role::Admin);
+        let refused = state.clone().with_password_params(Argon2Settings { memory_kib: 1, iterations: 1, parallelism: 1 });
+        assert!(matches!(refused, Err(AuthConfigError::PasswordParams(_))));
+        let refused = state.clone().with_token_settings(TokenSettings::new("", "api"));
+        assert!(matches!(refused, Err(AuthConfigError::Tokens(_))));
+        let fast = state.with_password_params(Argon2Settings::insecure_for_tests());
+        assert!(fast.is_ok_and(|state| state.auth_settings().first_admin == Some(boss)));
     }
 }

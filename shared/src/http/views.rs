@@ -1,9 +1,16 @@
-//! Wire views shared by several functions. Domain types are never the wire format: these are.
+//! Wire types shared by several functions. Domain types are never the wire format: these are.
+//!
+//! Tokens leave the server only inside [`TokensView`], whose secret fields are serialised by
+//! [`serialize_secret`] and stay out of `Debug` output.
 
-use serde::Serialize;
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::{Deserialize, Serialize, Serializer};
 use time::format_description::well_known::Rfc3339;
 
-use crate::domain::Product;
+use crate::auth::SignedIn;
+use crate::domain::account::User;
+use crate::domain::{Currency, Money, NewProduct, Product};
+use crate::http::error::ApiError;
 use crate::ports::Timestamp;
 
 /// An amount of money on the wire.
@@ -68,6 +75,170 @@ impl From<&Product> for ProductView {
 /// The strong entity tag of a version: `"<version>"`.
 pub fn etag(version: u64) -> String {
     format!("\"{version}\"")
+}
+
+/// What an `If-Match` header asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IfMatch {
+    /// `*`: any current version.
+    Any,
+    /// These versions (from strong tags); weak or foreign tags never match (RFC 9110 §13.1.1).
+    Versions(Vec<u64>),
+}
+
+impl IfMatch {
+    /// Reads every `If-Match` header; `None` when there is none.
+    pub fn from_headers(headers: &http::HeaderMap) -> Option<Self> {
+        let mut values = headers.get_all(http::header::IF_MATCH).iter().peekable();
+        values.peek()?;
+        let mut versions = Vec::new();
+        for value in values {
+            // A header that is not text matches nothing, which answers 412 rather than acting unconditionally.
+            let Ok(text) = value.to_str() else { continue };
+            for tag in text.split(',').map(str::trim) {
+                if tag == "*" {
+                    return Some(IfMatch::Any);
+                }
+                let version = tag.strip_prefix('"').and_then(|rest| rest.strip_suffix('"')).and_then(|n| n.parse::<u64>().ok());
+                versions.extend(version);
+            }
+        }
+        Some(IfMatch::Versions(versions))
+    }
+
+    /// Whether `current` satisfies the condition.
+    pub fn matches(&self, current: u64) -> bool {
+        match self {
+            IfMatch::Any => true,
+            IfMatch::Versions(versions) => versions.contains(&current),
+        }
+    }
+}
+
+/// An amount of money as a client sends it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoneyBody {
+    /// Integer minor units.
+    pub amount: i64,
+    /// ISO 4217 code, upper case.
+    pub currency: String,
+}
+
+/// A product as an admin sends it to `POST /products` or `PUT /products/{id}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductBody {
+    /// Its SKU.
+    pub sku: String,
+    /// Its name.
+    pub name: String,
+    /// Its description (may be left out).
+    #[serde(default)]
+    pub description: String,
+    /// Its category slug.
+    pub category: String,
+    /// Its unit price.
+    pub price: MoneyBody,
+    /// Units in stock.
+    pub stock: u32,
+}
+
+impl ProductBody {
+    /// The validated fields.
+    ///
+    /// # Errors
+    /// [`ApiError::Validation`] naming the first field that breaks a rule (`price.currency` for the currency).
+    pub fn into_new_product(self) -> Result<NewProduct, ApiError> {
+        let currency = Currency::parse(&self.price.currency).map_err(|_| ApiError::Validation {
+            field: "price.currency".to_owned(),
+            detail: "an ISO 4217 code of three upper-case letters".to_owned(),
+        })?;
+        let price = Money::new(self.price.amount, currency);
+        Ok(NewProduct::new(&self.sku, &self.name, &self.description, &self.category, price, self.stock)?)
+    }
+}
+
+/// An account on the wire (`POST /auth/register`, `GET /me`). The password hash is never part of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccountView {
+    /// Its id.
+    pub id: String,
+    /// Its normalised e-mail address.
+    pub email: String,
+    /// `customer` or `admin`.
+    pub role: String,
+    /// When it registered (RFC 3339).
+    pub created_at: String,
+    /// When the user asked for an export of their data, if they did.
+    pub export_requested_at: Option<String>,
+    /// When the user asked for their data to be erased, if they did.
+    pub erasure_requested_at: Option<String>,
+    /// When the account was closed, if it was.
+    pub deleted_at: Option<String>,
+}
+
+impl From<&User> for AccountView {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id.to_string(),
+            email: user.email.to_string(),
+            role: user.role.as_str().to_owned(),
+            created_at: rfc3339(user.created_at),
+            export_requested_at: user.export_requested_at.map(rfc3339),
+            erasure_requested_at: user.erasure_requested_at.map(rfc3339),
+            deleted_at: user.deleted_at.map(rfc3339),
+        }
+    }
+}
+
+/// Serialises a secret as its plain text: for the one place a token is handed to its owner.
+///
+/// # Errors
+/// As the serializer's.
+pub fn serialize_secret<S: Serializer>(secret: &SecretString, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(secret.expose_secret())
+}
+
+/// The tokens of a sign-in or a refresh (`POST /auth/login`, `POST /auth/refresh`), in the shape of an
+/// OAuth 2.0 token response (RFC 6749 §5.1).
+#[derive(Serialize)]
+pub struct TokensView {
+    /// The access token, for `Authorization: Bearer`.
+    #[serde(serialize_with = "serialize_secret")]
+    pub access_token: SecretString,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// The refresh token, for `POST /auth/refresh`; it works once.
+    #[serde(serialize_with = "serialize_secret")]
+    pub refresh_token: SecretString,
+    /// Seconds until the refresh token expires.
+    pub refresh_expires_in: i64,
+    /// The signed-in account.
+    pub account: AccountView,
+}
+
+impl std::fmt::Debug for TokensView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokensView").field("account", &self.account).finish_non_exhaustive()
+    }
+}
+
+impl TokensView {
+    /// The view of `signed_in`, with lifetimes counted from `now`.
+    pub fn new(signed_in: &SignedIn, now: Timestamp) -> Self {
+        let seconds_until = |at: Timestamp| (at.as_millis().saturating_sub(now.as_millis()) / 1000).max(0);
+        Self {
+            access_token: signed_in.access.token.clone(),
+            token_type: "Bearer",
+            expires_in: seconds_until(signed_in.access.expires_at),
+            refresh_token: SecretString::from(signed_in.refresh.refresh_token.expose_secret().to_owned()),
+            refresh_expires_in: seconds_until(signed_in.refresh.expires_at),
+            account: AccountView::from(&signed_in.user),
+        }
+    }
 }
 
 #[cfg(test)]

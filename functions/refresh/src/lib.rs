@@ -1,0 +1,53 @@
+//! `POST /auth/refresh`: trades a refresh token for a new access token and a new refresh token (rotation).
+//!
+//! A refresh token works once. Presenting one that was already spent revokes its whole family (session), so
+//! a stolen token is useless to both the thief and the owner after the first reuse. Tokens are never logged.
+//!
+//! Responses:
+//! - 200 `TokensView` with `Cache-Control: no-store`;
+//! - 400 `invalid_body`, 413 `payload_too_large`, 415 `unsupported_media_type` for a malformed request;
+//! - 401 `unauthorized` for an unknown, expired, spent or revoked token, or a closed account.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use http::{HeaderValue, header};
+use secrecy::SecretString;
+use serde::Deserialize;
+use shared::http::context::observed;
+use shared::http::views::TokensView;
+use shared::http::{ApiError, AppState};
+use shared::ports::ItemStore;
+use shared::sessions::RefreshToken;
+
+/// The function's name in logs.
+pub const FUNCTION: &str = "refresh";
+
+/// What a client sends.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshBody {
+    /// The refresh token from the last login or refresh (kept secret: redacted in `Debug`).
+    pub refresh_token: SecretString,
+}
+
+async fn refresh<S: ItemStore + Clone>(
+    State(state): State<AppState<S>>,
+    shared::http::Json(body): shared::http::Json<RefreshBody>,
+) -> Result<Response, ApiError> {
+    let presented = RefreshToken::presented(body.refresh_token);
+    let signed_in = state.auth.refresh(&presented).await?;
+    tracing::info!(user_id = %signed_in.user.id, session = %signed_in.refresh.session, "refreshed");
+    let mut response = Json(TokensView::new(&signed_in, state.clock.now())).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// The function's routes.
+pub fn router<S: ItemStore + Clone>(state: AppState<S>) -> Router {
+    let clock = state.clock.clone();
+    let ids = state.ids.clone();
+    let routes = Router::new().route("/auth/refresh", post(refresh::<S>)).with_state(state);
+    observed(routes, FUNCTION, clock, ids)
+}
