@@ -1,17 +1,21 @@
 //! Builds the application from the bindings and mounts every function's router on it; runs the cron tick.
 //!
 //! The stack is named once here: `Store` is the D1 item store. The schema is created once per isolate, before
-//! the first store call.
+//! the first store call. The client's address (for login's per-client limit) is the one Cloudflare's edge puts
+//! in `CF-Connecting-IP`, never a header the client chose such as `X-Forwarded-For`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use anyhow::Context as _;
 use axum::Router;
 use axum::body::Body;
 use shared::adapters::d1::D1ItemStore;
 use shared::adapters::kv::KvListingCache;
-use shared::http::{ApiError, AppState};
+use shared::auth::AuthSettings;
+use shared::http::{ApiError, AppState, ClientAddress};
 use shared::ports::{Clock, IdGen};
+use shared::rate_limit::BucketSettings;
 use tower::ServiceExt as _;
 use worker::{Env, HttpRequest};
 
@@ -39,7 +43,12 @@ fn routes(state: AppState<Store>, env: &Env) -> Router {
     let router = Router::new()
         .merge(health::router(state.clone()))
         .merge(products::router(state.clone()))
-        .merge(product::router(state.clone()));
+        .merge(product::router(state.clone()))
+        .merge(register::router(state.clone()))
+        .merge(login::router(state.clone()))
+        .merge(refresh::router(state.clone()))
+        .merge(logout::router(state.clone()))
+        .merge(me::router(state.clone()));
     #[cfg(feature = "testkit")]
     let router = router.merge(crate::contract::router(state, env));
     #[cfg(not(feature = "testkit"))]
@@ -52,7 +61,15 @@ async fn build(env: &Env) -> anyhow::Result<(Router, AppState<Store>, Option<KvL
     let clock: Arc<dyn Clock> = Arc::new(JsClock::default());
     let ids: Arc<dyn IdGen> = Arc::new(CryptoIds::default());
     let store = store(env, Arc::clone(&clock)).await?;
-    let state = AppState::new(store, clock, ids, config.keys);
+    let defaults = AuthSettings::default();
+    let auth_settings = AuthSettings {
+        first_admin: config.first_admin,
+        per_client: BucketSettings { capacity: config.login_attempts_per_client, ..defaults.per_client },
+        ..defaults
+    };
+    let state = AppState::new(store, clock, ids, config.keys)
+        .with_auth_settings(auth_settings)
+        .context("invalid authentication settings")?;
     // The cache is an optimisation: without its binding the catalog is served from D1 alone.
     let cache = env.kv(config::CATALOG_CACHE_BINDING).ok().map(KvListingCache::new);
     Ok((routes(state.clone(), env), state, cache))
@@ -61,13 +78,37 @@ async fn build(env: &Env) -> anyhow::Result<(Router, AppState<Store>, Option<KvL
 /// The most request body the Worker reads before routing (far above every endpoint's own limit).
 const MAX_READ_BODY_BYTES: usize = 8 * 1024 * 1024;
 
+/// The header in which Cloudflare's edge names the address the connection came from; the edge sets it itself,
+/// replacing whatever the client sent. Locally, `wrangler dev` (Miniflare's entry worker) sets it to the
+/// socket's peer address only when the client sent none, so there a loopback client can choose its own bucket;
+/// that is acceptable for a development server listening on 127.0.0.1.
+pub(crate) const CONNECTING_IP_HEADER: &str = "cf-connecting-ip";
+
+/// The client's address from [`CONNECTING_IP_HEADER`], normalised, if it holds exactly one IP address.
+/// Without one, `ClientAddress` is absent and login answers 500 instead of putting every client in one bucket.
+fn client_address(headers: &http::HeaderMap) -> Option<ClientAddress> {
+    let mut values = headers.get_all(CONNECTING_IP_HEADER).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    let address: std::net::IpAddr = value.to_str().ok()?.trim().parse().ok()?;
+    Some(ClientAddress(address.to_string()))
+}
+
 /// Answers one request. Never fails: a host error becomes a 500 problem document (the cause is logged).
 ///
 /// The body is read in full (up to [`MAX_READ_BODY_BYTES`]) before routing. A router may answer without
 /// reading it (405, 415); if the Worker did too, `wrangler dev`'s proxy closes the connection while the
 /// client is still sending, and the client sees a reset instead of the problem document.
 pub(crate) async fn handle(req: HttpRequest, env: &Env) -> http::Response<Body> {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    match client_address(&parts.headers) {
+        Some(address) => {
+            parts.extensions.insert(address);
+        }
+        None => tracing::warn!("the request has no single valid {CONNECTING_IP_HEADER} header"),
+    }
     let req = match axum::body::to_bytes(Body::new(body), MAX_READ_BODY_BYTES).await {
         Ok(bytes) => http::Request::from_parts(parts, Body::from(bytes)),
         Err(_) => {

@@ -4,7 +4,9 @@
 //! Nothing below the entry points reads the environment.
 
 use anyhow::Context as _;
+use shared::domain::Email;
 use shared::http::Keys;
+use shared::rate_limit::BucketSettings;
 use worker::Env;
 
 /// The D1 database, the source of truth.
@@ -22,6 +24,11 @@ pub(crate) const JOBS_DLQ_QUEUE_BINDING: &str = "JOBS_DLQ_QUEUE";
 pub(crate) const SECRET_BINDING: &str = "STOREFRONT_SECRET";
 /// `"true"` to write the demo catalog into an empty store on the cron trigger.
 pub(crate) const DEMO_SEED_BINDING: &str = "DEMO_SEED";
+/// A variable: the e-mail address whose registration gets the admin role (the first admin). Optional.
+pub(crate) const ADMIN_EMAIL_BINDING: &str = "STOREFRONT_ADMIN_EMAIL";
+/// A variable: login attempts allowed per client address in a burst (a whole number). Optional; the default
+/// is `BucketSettings::LOGIN_PER_CLIENT`.
+pub(crate) const LOGIN_ATTEMPTS_PER_CLIENT_BINDING: &str = "STOREFRONT_LOGIN_ATTEMPTS_PER_CLIENT";
 
 /// What the Worker needs besides its storage bindings.
 pub(crate) struct Config {
@@ -29,6 +36,10 @@ pub(crate) struct Config {
     pub(crate) keys: Keys,
     /// Whether the cron trigger seeds the demo catalog.
     pub(crate) demo_seed: bool,
+    /// The address whose registration becomes an admin, if configured.
+    pub(crate) first_admin: Option<Email>,
+    /// Login attempts per client address in a burst.
+    pub(crate) login_attempts_per_client: u32,
 }
 
 impl Config {
@@ -43,6 +54,26 @@ impl Config {
             .to_string();
         let keys = Keys::derive(secret.as_bytes()).with_context(|| format!("the secret {SECRET_BINDING} is too short"))?;
         let demo_seed = env.var(DEMO_SEED_BINDING).is_ok_and(|value| value.to_string() == "true");
-        Ok(Self { keys, demo_seed })
+        let first_admin = match optional_var(env, ADMIN_EMAIL_BINDING) {
+            // The address is configuration, not a request's personal data; still, say only what is wrong.
+            Some(text) => Some(Email::parse(&text).map_err(|error| anyhow::anyhow!("the variable {ADMIN_EMAIL_BINDING}: {error}"))?),
+            None => None,
+        };
+        let login_attempts_per_client = match optional_var(env, LOGIN_ATTEMPTS_PER_CLIENT_BINDING) {
+            Some(text) => text
+                .parse::<u32>()
+                .ok()
+                .filter(|attempts| *attempts > 0)
+                .with_context(|| format!("the variable {LOGIN_ATTEMPTS_PER_CLIENT_BINDING} must be a whole number above 0"))?,
+            None => BucketSettings::LOGIN_PER_CLIENT.capacity,
+        };
+        Ok(Self { keys, demo_seed, first_admin, login_attempts_per_client })
     }
+}
+
+/// A variable's text, trimmed; `None` when it is unset or empty.
+fn optional_var(env: &Env, name: &str) -> Option<String> {
+    let text = env.var(name).ok()?.to_string();
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_owned())
 }
