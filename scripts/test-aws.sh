@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The AWS tier of the tests: template checks (cfn-lint, `sam validate --lint`, and the checks those two do not
 # make), the DynamoDB and SQS adapters' contract suites against DynamoDB Local and moto, and the end-to-end
-# scenarios through `cargo lambda watch` (the Lambda binaries on the emulators), plus `cargo lambda invoke`
+# scenarios through `cargo lambda watch` (the Lambda binaries on the emulators: catalog, bad input, accounts and
+# admin writes, with a login's time measured and the watcher's log checked for every password, token and key the
+# scenarios used), plus `cargo lambda invoke`
 # with the event files in events/, and the jobs function's partial batch failures and redrive on moto. Everything listens on 127.0.0.1; nothing reaches AWS. It never skips a step:
 # a missing tool is installed (scripts/aws-emulators.sh) or the run fails. Emulators and the watcher are
 # stopped by PID on exit, whatever happens.
@@ -29,6 +31,8 @@ cleanup() {
   stop_watcher "$watch_pid"
   stop_watcher "$jobs_watch_pid"
   scripts/aws-emulators.sh stop || true
+  # This run's secret and the passwords and tokens the scenarios noted are of no use afterwards; the logs stay.
+  rm -f "$state/secrets.log" "$state/secrets.txt" "$state/watch.env"
 }
 trap cleanup EXIT
 
@@ -86,6 +90,15 @@ for struct in ("HttpConfig", "JobsConfig"):
         config_reads[struct] += config_reads["AwsConfig"]
 if not {"TABLE_NAME", "STOREFRONT_SECRET"} <= set(config_reads["HttpConfig"]) or "JOBS_QUEUE_URL" not in config_reads["JobsConfig"]:
     sys.exit(f"could not read the config consts of shared/src/lambda.rs: {config_reads}")
+# The account functions' main.rs also read shared::lambda::auth::AuthEnv (first admin, login allowance).
+auth_rs = pathlib.Path("shared/src/lambda/auth.rs").read_text()
+auth_consts = dict(re.findall(r'pub const ([A-Z_]+): &str = "([A-Z_]+)";', auth_rs))
+auth_body = re.search(r"impl AuthEnv \{\n(.*?)\n\}\n", auth_rs, re.S)
+if not auth_body:
+    sys.exit("shared/src/lambda/auth.rs has no impl AuthEnv")
+auth_reads = [auth_consts[c] for c in re.findall(r"(?:required|optional)\(([A-Z_]+)\)", auth_body.group(1))]
+if set(auth_reads) != {"STOREFRONT_ADMIN_EMAIL", "STOREFRONT_LOGIN_ATTEMPTS_PER_CLIENT"}:
+    sys.exit(f"could not read the config consts of shared/src/lambda/auth.rs: {auth_reads}")
 write_actions = re.compile(r"dynamodb:(Put|Delete|Update|BatchWrite|TransactWrite|\*)")
 env_names = set(globals_fn.get("Environment", {}).get("Variables", {}))
 for name, function in functions.items():
@@ -105,7 +118,9 @@ for name, function in functions.items():
     if not entry:
         problems.append(f"{name}: {main} calls neither shared::lambda::run_http nor run_jobs")
         continue
-    read = config_reads[{"run_http": "HttpConfig", "run_jobs": "JobsConfig"}[entry.group(1)]]
+    read = list(config_reads[{"run_http": "HttpConfig", "run_jobs": "JobsConfig"}[entry.group(1)]])
+    if "AuthEnv::from_env()" in main.read_text():
+        read += auth_reads
     names = env_names | set(props.get("Environment", {}).get("Variables", {}))
     for value in read:
         # Lambda itself sets AWS_*; DEMO_SEED is for local runs only.
@@ -117,9 +132,15 @@ for name, function in functions.items():
     actions = [a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
     if any(isinstance(p, str) or "DynamoDBCrudPolicy" in p for p in props.get("Policies", [])):
         problems.append(f"{name}: use explicit least-privilege statements, not managed or CRUD policies")
-    reads_only = "dynamodb:Query" in actions or all(a == "dynamodb:GetItem" for a in actions)
+    # A function whose router serves only GET is read-only; one that serves a write method may write.
+    lib = (crate / "src" / "lib.rs").read_text() if (crate / "src" / "lib.rs").is_file() else ""
+    reads_only = entry.group(1) == "run_http" and not re.search(r"\b(post|put|delete|patch)\(", lib)
     if reads_only and any(write_actions.match(a) for a in actions):
         problems.append(f"{name}: a read-only function has write actions {actions}")
+    if "dynamodb:TransactWriteItems" in actions or "dynamodb:UpdateItem" in actions:
+        # IAM knows no TransactWriteItems action (each item is governed by its own action), and no code path
+        # of the item store calls UpdateItem.
+        problems.append(f"{name}: grants an action the store never needs: {actions}")
     timeout = props.get("Timeout", globals_fn.get("Timeout", 3))
     for event_name, event in props.get("Events", {}).items():
         if event["Type"] != "SQS":
@@ -170,9 +191,20 @@ fi
 
 say "end-to-end scenarios through cargo lambda watch"
 port=$(free_port)
-cat >"$state/watch.env" <<EOF
+# A fresh random master secret per run (hex text; the functions derive their keys from the text's bytes, and the
+# scenarios take the hex of those bytes). The first admin is this run's env file's; the per-client login allowance
+# is large because every scenario logs in from 127.0.0.1.
+secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+secret_hex=$(printf '%s' "$secret" | od -An -tx1 | tr -d ' \n')
+admin_email=admin@scenarios.test
+secrets_log="$state/secrets.log"
+: >"$secrets_log"
+chmod 600 "$secrets_log"
+(umask 077; cat >"$state/watch.env" <<EOF
 TABLE_NAME=storefront-e2e-$(date +%s)
-STOREFRONT_SECRET=local-only-secret-never-used-on-aws-0123456789
+STOREFRONT_SECRET=$secret
+STOREFRONT_ADMIN_EMAIL=$admin_email
+STOREFRONT_LOGIN_ATTEMPTS_PER_CLIENT=10000
 DEMO_SEED=true
 AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID
 AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY
@@ -181,15 +213,17 @@ AWS_EC2_METADATA_DISABLED=true
 AWS_ENDPOINT_URL_DYNAMODB=$AWS_ENDPOINT_URL_DYNAMODB
 AWS_ENDPOINT_URL_SQS=$AWS_ENDPOINT_URL_SQS
 AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH=true
-AWS_LAMBDA_LOG_LEVEL=warn
+AWS_LAMBDA_LOG_LEVEL=info
 EOF
+)
 # The routes of template.yaml's HTTP API come from the repository's CargoLambda.toml (checked above).
 cargo lambda watch -A 127.0.0.1 -P "$port" --env-file "$state/watch.env" --features aws >"$state/watch.log" 2>&1 &
 watch_pid=$!
 t0=$(now_ms)
 # Each function compiles on its first request; the products function seeds the demo catalog at its cold start,
-# so it goes first and alone.
-for path in /products /health /products/00000000000000000000000000000000; do
+# so it goes first and alone. A GET to a POST-only route is enough to build and start its function (405).
+warm_paths=(/products /health /products/00000000000000000000000000000000 /auth/register /auth/login /auth/refresh /auth/logout /me)
+for path in "${warm_paths[@]}"; do
   answered=""
   for _ in $(seq 1 600); do
     kill -0 "$watch_pid" 2>/dev/null || { tail -30 "$state/watch.log" >&2; die "cargo lambda watch exited"; }
@@ -200,8 +234,54 @@ for path in /products /health /products/00000000000000000000000000000000; do
   [[ -n "$answered" ]] || { tail -30 "$state/watch.log" >&2; die "cargo lambda watch did not answer $path"; }
 done
 wait_for_url "http://127.0.0.1:$port/health" 60 || { tail -30 "$state/watch.log" >&2; die "the health function does not answer 200"; }
-echo "cargo lambda watch: three functions built, started and warm after $(( $(now_ms) - t0 )) ms"
-STOREFRONT_BASE_URL="http://127.0.0.1:$port" run_tests "$log" -- cargo test -p tests --test it -- catalog:: bad_input::
+echo "cargo lambda watch: the functions of ${#warm_paths[@]} routes built, started and warm after $(( $(now_ms) - t0 )) ms"
+STOREFRONT_BASE_URL="http://127.0.0.1:$port" STOREFRONT_SECRET="$secret_hex" STOREFRONT_ADMIN_EMAIL="$admin_email" \
+  STOREFRONT_SECRETS_LOG="$secrets_log" \
+  run_tests "$log" -- cargo test -p tests --test it -- catalog:: bad_input:: auth:: admin::
+
+say "login timing under cargo lambda watch (debug build, Argon2id at OWASP's parameters)"
+python3 - "http://127.0.0.1:$port" "$secrets_log" <<'EOF'
+import json, sys, time, urllib.error, urllib.request, uuid
+base, secrets_log = sys.argv[1], sys.argv[2]
+def call(path, body):
+    request = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST",
+                                     headers={"content-type": "application/json"})
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            status, payload = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, payload = error.code, error.read()
+    return status, payload, (time.perf_counter() - started) * 1000
+email, password = f"timing-{uuid.uuid4().hex[:12]}@example.com", f"timing-{uuid.uuid4().hex}"
+with open(secrets_log, "a") as log:
+    log.write(password + "\n")
+status, _, register_ms = call("/auth/register", {"email": email, "password": password})
+assert status == 201, f"register answered {status}"
+samples = []
+for _ in range(3):  # the per-account allowance is a burst of 5
+    status, payload, ms = call("/auth/login", {"email": email, "password": password})
+    assert status == 200, f"login answered {status}"
+    tokens = json.loads(payload)
+    with open(secrets_log, "a") as log:
+        log.write(tokens["access_token"] + "\n" + tokens["refresh_token"] + "\n")
+    samples.append(ms)
+samples.sort()
+print(f"register: {register_ms:.0f} ms; login (warm, 3 runs): median {samples[1]:.0f} ms, min {samples[0]:.0f} ms, max {samples[2]:.0f} ms")
+EOF
+
+say "no password, token or key in cargo lambda watch's log"
+grep -v '^$' "$secrets_log" >"$state/secrets.txt" || true
+printf '%s\n%s\n' "$secret" "$secret_hex" >>"$state/secrets.txt"
+secrets_count=$(wc -l <"$state/secrets.txt")
+(( secrets_count >= 20 )) || die "the scenarios noted only $secrets_count passwords and tokens in STOREFRONT_SECRETS_LOG"
+grep -q "signed in" "$state/watch.log" || die "cargo lambda watch's log holds no login line: the check below would prove nothing"
+if grep -qFf "$state/secrets.txt" "$state/watch.log"; then
+  grep -noFf "$state/secrets.txt" "$state/watch.log" | cut -c1-60 | head -5 >&2
+  die "a password, token or key used by the scenarios appears in cargo lambda watch's log"
+fi
+echo "neither the master secret nor any of $secrets_count passwords, tokens and keys appears in cargo lambda watch's log ($(wc -l <"$state/watch.log") lines)"
+echo "test result: ok. 1 passed; 0 failed" >>"$log"
 
 say "cargo lambda invoke with the event files in events/"
 for event in events/apigw-v2-health.json events/apigw-rest-v1-health-prod-stage.json; do

@@ -10,6 +10,8 @@
 //! costs init time. The HTTPS client is built once here, with the trust roots compiled in (only the roots
 //! AWS endpoints chain to), so no cold start reads the system trust store.
 
+pub mod auth;
+
 use std::sync::Arc;
 use std::time::Duration;
 
