@@ -5,7 +5,7 @@ Usage: bench-lambda.py EVENT_FILE COLD_STARTS WARM_INVOCATIONS NAME=BINARY[@EVEN
 
 A binary given its own EVENT_FILE (an SQS consumer, say) gets that event instead of the shared one.
 
-For every binary and every cold start it starts the process with AWS_LAMBDA_RUNTIME_API pointing here and
+For every binary and every cold start (round-robin over the binaries) it starts the process with AWS_LAMBDA_RUNTIME_API pointing here and
 measures: init (process start to its first `next` request), the first invocation (event handed out to
 response received) and warm invocations (the same, after the first), the peak resident memory (VmHWM) and
 the binary's size. Medians over the cold starts. Standard library only; it serves nothing but 127.0.0.1.
@@ -29,6 +29,11 @@ class Emulator(http.server.ThreadingHTTPServer):
         self.next_times = []
         self.responses = []
         self.queue = []
+
+    def handle_error(self, request, client_address):
+        # A process stopped at the end of its run drops its kept-alive connection: that is not an error.
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
 
     def hand_out(self, count):
         with self.lock:
@@ -132,8 +137,7 @@ def main():
     with open(event_file, "rb") as handle:
         event = handle.read()
     env = {key: value for key, value in os.environ.items()}
-    rows = []
-    baseline = None
+    targets = []
     for spec in sys.argv[4:]:
         name, binary = spec.split("=", 1)
         own_event = event
@@ -141,11 +145,20 @@ def main():
             binary, own_event_file = binary.split("@", 1)
             with open(own_event_file, "rb") as handle:
                 own_event = handle.read()
-        runs = [run_once(binary, own_event, warm, env) for _ in range(cold)]
-        init = statistics.median(run[0] for run in runs) * 1000
-        first = statistics.median(run[1] for run in runs) * 1000
-        warm_ms = statistics.median(run[2] for run in runs) * 1000
-        peak = max(run[3] for run in runs) / 1024
+        targets.append((name, binary, own_event))
+    # Round-robin: every round starts each binary once, so a change in the machine's load during the run
+    # reaches every binary alike and the ratios to the hello-world stay comparable.
+    runs = {name: [] for name, _, _ in targets}
+    for _ in range(cold):
+        for name, binary, own_event in targets:
+            runs[name].append(run_once(binary, own_event, warm, env))
+    rows = []
+    baseline = None
+    for name, binary, _ in targets:
+        init = statistics.median(run[0] for run in runs[name]) * 1000
+        first = statistics.median(run[1] for run in runs[name]) * 1000
+        warm_ms = statistics.median(run[2] for run in runs[name]) * 1000
+        peak = max(run[3] for run in runs[name]) / 1024
         size = os.path.getsize(binary) / 1024 / 1024
         if baseline is None:
             baseline = init

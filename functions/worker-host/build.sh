@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the Worker: cargo (release, wasm32) -> wasm-bindgen --target module -> wasm-opt -Oz, plus the JS entry,
+# Builds the Worker: cargo (profile release-wasm, wasm32) -> wasm-bindgen --target module -> wasm-opt -Oz, plus the JS entry,
 # into <repo>/target/worker-host/<flavour>/ ("release", or "testkit" with --features testkit), which `main` in
 # wrangler.toml points at. wrangler runs it through [build]; when cargo's wasm and the entry are unchanged it
 # reuses the previous output, so `wrangler dev` starts fast.
@@ -15,10 +15,10 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 FLAVOUR="release"
 [[ "$*" == *testkit* ]] && FLAVOUR="testkit"
 OUT="$ROOT/target/worker-host/$FLAVOUR"
-WASM="$TARGET_DIR/wasm32-unknown-unknown/release/worker_host.wasm"
+WASM="$TARGET_DIR/wasm32-unknown-unknown/release-wasm/worker_host.wasm"
 ENTRY="$ROOT/functions/worker-host/js/entry.mjs"
 # shellcheck disable=SC2086
-cargo build --manifest-path "$ROOT/Cargo.toml" -p worker-host --release --target wasm32-unknown-unknown \
+cargo build --manifest-path "$ROOT/Cargo.toml" -p worker-host --profile release-wasm --target wasm32-unknown-unknown \
   $STOREFRONT_BUILD_STD_ARGS "$@" >&2
 # One cargo output serves both flavours, so the stamp records which wasm (by content) each output was made from.
 STAMP="$(sha256sum "$WASM" "$ENTRY" | sha256sum | cut -c1-64)"

@@ -21,7 +21,7 @@ use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
 use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore};
 use aws_smithy_runtime_api::client::http::{HttpConnectorSettings, SharedHttpClient, SharedHttpConnector, http_client_fn};
-use base64::Engine as _;
+use tracing_subscriber::filter::LevelFilter;
 
 use crate::adapters::QueueSettings;
 use crate::adapters::dynamodb::DynamoItemStore;
@@ -32,6 +32,13 @@ use crate::ports::{Delivery, Outcome};
 
 /// The error a Lambda entry point returns.
 pub type Error = lambda_runtime::Error;
+
+/// Lambda's log format setting (advanced logging controls): `JSON` for one JSON object a line, else text.
+pub const AWS_LAMBDA_LOG_FORMAT: &str = "AWS_LAMBDA_LOG_FORMAT";
+/// Lambda's application log level setting: `TRACE`, `DEBUG`, `INFO`, `WARN`, `ERROR` or `FATAL`.
+pub const AWS_LAMBDA_LOG_LEVEL: &str = "AWS_LAMBDA_LOG_LEVEL";
+/// The log level when Lambda sets none: a single level (`debug`, `warn`, ...); per-target directives are not read.
+pub const RUST_LOG: &str = "RUST_LOG";
 
 /// The region Lambda runs the function in.
 pub const AWS_REGION: &str = "AWS_REGION";
@@ -130,25 +137,10 @@ impl AwsConfig {
 }
 
 /// The roots AWS service endpoints chain to (Amazon Root CA 1 to 4 and Starfield Services Root G2, which
-/// cross-signs them), taken from the Mozilla roots compiled into the binary, as PEM.
-fn aws_trust_roots_pem() -> String {
-    const AWS_ROOT_SUBJECTS: [&[u8]; 2] = [b"Amazon Root CA", b"Starfield Services Root Certificate Authority"];
-    let mut pem = String::new();
-    for root in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
-        let der = root.as_ref();
-        if !AWS_ROOT_SUBJECTS.iter().any(|subject| der.windows(subject.len()).any(|window| window == *subject)) {
-            continue;
-        }
-        let encoded = base64::engine::general_purpose::STANDARD.encode(der);
-        pem.push_str("-----BEGIN CERTIFICATE-----\n");
-        for line in encoded.as_bytes().chunks(64) {
-            pem.push_str(&String::from_utf8_lossy(line));
-            pem.push('\n');
-        }
-        pem.push_str("-----END CERTIFICATE-----\n");
-    }
-    pem
-}
+/// cross-signs them), as PEM: the Mozilla roots with those subjects, copied out of `webpki-root-certs` (a test
+/// checks the copy against the crate). Picking them out of the whole compiled-in list at cold start instead
+/// touched all ~150 roots, about 200 KB of the binary, on every cold start.
+const AWS_TRUST_ROOTS_PEM: &str = include_str!("lambda/aws-roots.pem");
 
 /// The one HTTPS client every SDK client of the process shares: rustls with the AWS roots, its connector
 /// (TLS configuration and connection pool) built now rather than on the first request.
@@ -156,10 +148,8 @@ fn aws_trust_roots_pem() -> String {
 /// # Errors
 /// When the TLS configuration cannot be built.
 pub fn https_client() -> anyhow::Result<SharedHttpClient> {
-    let roots = aws_trust_roots_pem();
-    anyhow::ensure!(roots.contains("BEGIN CERTIFICATE"), "no AWS root certificate is compiled in");
     let tls = TlsContext::builder()
-        .with_trust_store(TrustStore::empty().with_native_roots(false).with_pem_certificate(roots))
+        .with_trust_store(TrustStore::empty().with_native_roots(false).with_pem_certificate(AWS_TRUST_ROOTS_PEM))
         .build()
         .context("failed to build the TLS configuration")?;
     let settings = HttpConnectorSettings::builder().connect_timeout(CONNECT_TIMEOUT).build();
@@ -202,6 +192,29 @@ impl HttpConfig {
     }
 }
 
+/// The level to log at: Lambda's setting, else `RUST_LOG` read as a single level, else `INFO`. Lambda's
+/// `FATAL` is tracing's `ERROR`; an unreadable value means `INFO`, as in `lambda_runtime`'s own subscriber.
+fn log_level(lambda_level: Option<&str>, rust_log: Option<&str>) -> LevelFilter {
+    match lambda_level.or(rust_log) {
+        Some(level) if level.trim().eq_ignore_ascii_case("fatal") => LevelFilter::ERROR,
+        Some(level) => level.trim().parse().unwrap_or(LevelFilter::INFO),
+        None => LevelFilter::INFO,
+    }
+}
+
+/// Installs the process's log subscriber: one line per event on stdout, JSON when Lambda asks for it, filtered
+/// by a single level. `lambda_http`'s default subscriber would do the same through an `EnvFilter`, whose
+/// directive parsing and per-callsite matching cost init time that a single level does not need.
+fn init_logs() {
+    let level = log_level(optional(AWS_LAMBDA_LOG_LEVEL).as_deref(), optional(RUST_LOG).as_deref());
+    let json = optional(AWS_LAMBDA_LOG_FORMAT).is_some_and(|format| format.eq_ignore_ascii_case("json"));
+    let builder = tracing_subscriber::fmt().with_max_level(level).with_target(false).without_time().with_ansi(false);
+    let installed = if json { builder.json().try_init() } else { builder.try_init() };
+    if let Err(error) = installed {
+        eprintln!("logs not set up: {error}");
+    }
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }
@@ -216,7 +229,7 @@ pub fn run_http<F>(router: F) -> Result<(), Error>
 where
     F: FnOnce(AppState<DynamoItemStore>) -> axum::Router,
 {
-    lambda_http::tracing::init_default_subscriber();
+    init_logs();
     runtime()?.block_on(async move {
         let cfg = HttpConfig::from_env()?;
         let http = https_client()?;
@@ -261,7 +274,7 @@ impl JobsConfig {
 /// # Errors
 /// When the configuration is incomplete or the runtime stops with an error.
 pub fn run_jobs() -> Result<(), Error> {
-    lambda_http::tracing::init_default_subscriber();
+    init_logs();
     runtime()?.block_on(async move {
         let cfg = JobsConfig::from_env()?;
         let http = https_client()?;
@@ -324,15 +337,47 @@ pub async fn handle_batch(queue: &SqsJobQueue, event: SqsEvent) -> Result<SqsBat
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+
     use super::*;
 
+    /// The Mozilla roots whose subject names an AWS root, as PEM, in the order `webpki-root-certs` lists them.
+    fn mozilla_aws_roots_pem() -> String {
+        const AWS_ROOT_SUBJECTS: [&[u8]; 2] = [b"Amazon Root CA", b"Starfield Services Root Certificate Authority"];
+        let mut pem = String::new();
+        for root in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
+            let der = root.as_ref();
+            if !AWS_ROOT_SUBJECTS.iter().any(|subject| der.windows(subject.len()).any(|window| window == *subject)) {
+                continue;
+            }
+            let encoded = base64::engine::general_purpose::STANDARD.encode(der);
+            pem.push_str("-----BEGIN CERTIFICATE-----\n");
+            for line in encoded.as_bytes().chunks(64) {
+                pem.push_str(&String::from_utf8_lossy(line));
+                pem.push('\n');
+            }
+            pem.push_str("-----END CERTIFICATE-----\n");
+        }
+        pem
+    }
+
     #[test]
-    fn the_compiled_in_roots_are_the_aws_roots_and_build_a_client() {
-        let roots = aws_trust_roots_pem();
-        let count = roots.matches("BEGIN CERTIFICATE").count();
-        assert!((4..=6).contains(&count), "{count} roots matched the AWS subjects");
+    fn the_compiled_in_roots_are_mozillas_aws_roots_and_build_a_client() {
+        let count = AWS_TRUST_ROOTS_PEM.matches("BEGIN CERTIFICATE").count();
+        assert!((4..=6).contains(&count), "{count} AWS roots are compiled in");
+        assert_eq!(AWS_TRUST_ROOTS_PEM, mozilla_aws_roots_pem(), "the AWS roots in webpki-root-certs changed: update lambda/aws-roots.pem");
         let runtime = runtime().unwrap_or_else(|error| panic!("{error}"));
         runtime.block_on(async { https_client().map(|_| ()) }).unwrap_or_else(|error| panic!("{error:#}"));
+    }
+
+    #[test]
+    fn the_log_level_is_lambdas_then_rust_logs_then_info() {
+        assert_eq!(log_level(Some("DEBUG"), Some("trace")), LevelFilter::DEBUG);
+        assert_eq!(log_level(Some("FATAL"), None), LevelFilter::ERROR);
+        assert_eq!(log_level(None, Some("warn")), LevelFilter::WARN);
+        assert_eq!(log_level(None, Some("info,hyper=debug")), LevelFilter::INFO);
+        assert_eq!(log_level(Some("loud"), None), LevelFilter::INFO);
+        assert_eq!(log_level(None, None), LevelFilter::INFO);
     }
 
     fn record(id: &str, body: &str) -> SqsMessage {
