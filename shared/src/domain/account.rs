@@ -124,38 +124,9 @@ impl SessionId {
     }
 }
 
-macro_rules! text_newtype {
-    ($name:ident) => {
-        impl TryFrom<String> for $name {
-            type Error = AccountError;
-            fn try_from(text: String) -> Result<Self, Self::Error> {
-                Self::parse(&text)
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(value: $name) -> Self {
-                value.0
-            }
-        }
-
-        impl AsRef<str> for $name {
-            fn as_ref(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-    };
-}
-
-text_newtype!(Email);
-text_newtype!(UserId);
-text_newtype!(SessionId);
+crate::domain::text_newtype!(Email, AccountError);
+crate::domain::text_newtype!(UserId, AccountError);
+crate::domain::text_newtype!(SessionId, AccountError);
 
 /// A new password that meets the policy: 12 to 128 characters, counted as Unicode scalar values.
 ///

@@ -1,6 +1,5 @@
 //! Products: validated identifiers and fields, and the rules for creating one.
 
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
@@ -83,40 +82,9 @@ impl Category {
     }
 }
 
-/// The conversions every validated text newtype shares: parsed from a `String` (for serde), turned back into
-/// one, and read as `&str`.
-macro_rules! text_newtype {
-    ($name:ident) => {
-        impl TryFrom<String> for $name {
-            type Error = ProductError;
-            fn try_from(text: String) -> Result<Self, Self::Error> {
-                Self::parse(&text)
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(value: $name) -> Self {
-                value.0
-            }
-        }
-
-        impl AsRef<str> for $name {
-            fn as_ref(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-    };
-}
-
-text_newtype!(ProductId);
-text_newtype!(Sku);
-text_newtype!(Category);
+crate::domain::text_newtype!(ProductId, ProductError);
+crate::domain::text_newtype!(Sku, ProductError);
+crate::domain::text_newtype!(Category, ProductError);
 
 /// A product of the catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
