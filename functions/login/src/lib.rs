@@ -11,10 +11,9 @@
 //! - 429 `rate_limited` with `Retry-After` (seconds) after too many attempts.
 
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::post;
-use axum::{Json, Router};
-use http::{HeaderValue, header};
+use axum::Router;
 use secrecy::SecretString;
 use serde::Deserialize;
 use shared::auth::Login;
@@ -51,9 +50,7 @@ async fn login<S: ItemStore + Clone>(
         }
     };
     tracing::info!(user_id = %signed_in.user.id, session = %signed_in.refresh.session, "signed in");
-    let mut response = Json(TokensView::new(&signed_in, state.clock.now())).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok(TokensView::response(&signed_in, state.clock.now()))
 }
 
 /// The function's routes.

@@ -9,10 +9,9 @@
 //! - 401 `unauthorized` for an unknown, expired, spent or revoked token, or a closed account.
 
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::post;
-use axum::{Json, Router};
-use http::{HeaderValue, header};
+use axum::Router;
 use secrecy::SecretString;
 use serde::Deserialize;
 use shared::http::context::observed;
@@ -39,9 +38,7 @@ async fn refresh<S: ItemStore + Clone>(
     let presented = RefreshToken::presented(body.refresh_token);
     let signed_in = state.auth.refresh(&presented).await?;
     tracing::info!(user_id = %signed_in.user.id, session = %signed_in.refresh.session, "refreshed");
-    let mut response = Json(TokensView::new(&signed_in, state.clock.now())).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok(TokensView::response(&signed_in, state.clock.now()))
 }
 
 /// The function's routes.

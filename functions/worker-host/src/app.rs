@@ -13,6 +13,7 @@ use axum::body::Body;
 use shared::adapters::d1::D1ItemStore;
 use shared::adapters::kv::KvListingCache;
 use shared::auth::AuthSettings;
+use shared::http::extract::MAX_BUFFERED_BODY_BYTES;
 use shared::http::{ApiError, AppState, ClientAddress};
 use shared::ports::{Clock, IdGen};
 use shared::rate_limit::BucketSettings;
@@ -75,9 +76,6 @@ async fn build(env: &Env) -> anyhow::Result<(Router, AppState<Store>, Option<KvL
     Ok((routes(state.clone(), env), state, cache))
 }
 
-/// The most request body the Worker reads before routing (far above every endpoint's own limit).
-const MAX_READ_BODY_BYTES: usize = 8 * 1024 * 1024;
-
 /// The header in which Cloudflare's edge names the address the connection came from; the edge sets it itself,
 /// replacing whatever the client sent. Locally, `wrangler dev` (Miniflare's entry worker) sets it to the
 /// socket's peer address only when the client sent none, so there a loopback client can choose its own bucket;
@@ -98,9 +96,9 @@ fn client_address(headers: &http::HeaderMap) -> Option<ClientAddress> {
 
 /// Answers one request. Never fails: a host error becomes a 500 problem document (the cause is logged).
 ///
-/// The body is read in full (up to [`MAX_READ_BODY_BYTES`]) before routing. A router may answer without
-/// reading it (405, 415); if the Worker did too, `wrangler dev`'s proxy closes the connection while the
-/// client is still sending, and the client sees a reset instead of the problem document.
+/// The body is read in full (up to [`MAX_BUFFERED_BODY_BYTES`], the limit the local host's `buffer_body` keeps
+/// too) before routing, and before the listing cache: a router may answer without reading it (405, 415), and
+/// `wrangler dev`'s proxy then resets the connection while the client is still sending.
 pub(crate) async fn handle(req: HttpRequest, env: &Env) -> http::Response<Body> {
     let (mut parts, body) = req.into_parts();
     match client_address(&parts.headers) {
@@ -109,10 +107,10 @@ pub(crate) async fn handle(req: HttpRequest, env: &Env) -> http::Response<Body> 
         }
         None => tracing::warn!("the request has no single valid {CONNECTING_IP_HEADER} header"),
     }
-    let req = match axum::body::to_bytes(Body::new(body), MAX_READ_BODY_BYTES).await {
+    let req = match axum::body::to_bytes(Body::new(body), MAX_BUFFERED_BODY_BYTES).await {
         Ok(bytes) => http::Request::from_parts(parts, Body::from(bytes)),
         Err(_) => {
-            return axum::response::IntoResponse::into_response(ApiError::PayloadTooLarge { limit: MAX_READ_BODY_BYTES });
+            return axum::response::IntoResponse::into_response(ApiError::PayloadTooLarge { limit: MAX_BUFFERED_BODY_BYTES });
         }
     };
     match build(env).await {

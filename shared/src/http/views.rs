@@ -239,6 +239,16 @@ impl TokensView {
             account: AccountView::from(&signed_in.user),
         }
     }
+
+    /// The 200 response carrying the tokens of `signed_in`, marked `Cache-Control: no-store` (RFC 6749 §5.1).
+    pub fn response(signed_in: &SignedIn, now: Timestamp) -> axum::response::Response {
+        use axum::response::IntoResponse as _;
+        let mut response = axum::Json(Self::new(signed_in, now)).into_response();
+        response
+            .headers_mut()
+            .insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+        response
+    }
 }
 
 #[cfg(test)]
