@@ -11,13 +11,17 @@
 //! claim in one transaction, the claim with a not-exists condition, so of any number of concurrent
 //! registrations of one address exactly one commits. Nothing here reads before it writes to decide that.
 //! Closing an account keeps its claim, so the address cannot be taken over until the erasure job removes
-//! the account's personal data. The `USER#<id>` partition also holds the user's session index (`sessions`).
+//! the account's personal data. Closing an account and asking for an export each write their privacy job into
+//! the outbox (`outbox`) in the same transaction as the account, so a recorded request always has its job.
+//! The `USER#<id>` partition also holds the user's session index (`sessions`).
 //! This module owns no HTTP, no hashing and no clock; time comes in as arguments.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::account::{Email, PasswordHash, User, UserId};
+use crate::jobs::privacy::PrivacyJob;
+use crate::outbox::Event;
 use crate::ports::Timestamp;
 use crate::ports::item_store::{Condition, Item, ItemKey, ItemStore, StoreError, Write};
 
@@ -145,52 +149,69 @@ impl<S: ItemStore> Accounts<S> {
         Ok(self.load(&owner).await?.map(|(account, _)| (account.user, account.password_hash)))
     }
 
-    /// Changes an account with `change`, retrying when another writer got in between (each try is one
-    /// write conditioned on the version read).
-    async fn update(&self, id: &UserId, change: impl Fn(&mut User)) -> Result<User, AccountsError> {
+    /// Changes an account with `change`, retrying when another writer got in between. Each try is one write
+    /// conditioned on the version read, in one transaction with the outbox event `change` returns, if any, so
+    /// the change and the job it starts commit together or not at all.
+    async fn update(
+        &self,
+        id: &UserId,
+        change: impl Fn(&mut User) -> Option<PrivacyJob>,
+    ) -> Result<(User, Option<Event>), AccountsError> {
         for _ in 0..UPDATE_ATTEMPTS {
             let Some((mut account, version)) = self.load(id).await? else { return Err(AccountsError::NotFound) };
-            change(&mut account.user);
-            let item = to_item(user_key(id), version + 1, &account)?;
-            match self.store.put(item, Condition::VersionEquals(version)).await {
-                Ok(()) => return Ok(account.user),
-                Err(StoreError::ConditionFailed { .. }) => continue,
+            let job = change(&mut account.user);
+            let put = Write::Put { item: to_item(user_key(id), version + 1, &account)?, condition: Condition::VersionEquals(version) };
+            let event = match job {
+                Some(job) => Some(job.event().map_err(|error| anyhow::Error::new(error).context("build a privacy event"))?),
+                None => None,
+            };
+            let mut writes = vec![put];
+            if let Some(event) = &event {
+                writes.push(event.write()?);
+            }
+            match self.store.transact(writes).await {
+                Ok(()) => return Ok((account.user, event)),
+                Err(StoreError::ConditionFailed { index: 0, .. }) => continue,
                 Err(error) => return Err(error.into()),
             }
         }
         Err(AccountsError::Internal(anyhow::anyhow!("the account kept changing under concurrent updates")))
     }
 
-    /// Closes an account: it can no longer sign in and its tokens are refused. Closing twice keeps the
-    /// first time. Returns the account as it now is.
+    /// Closes an account and records the request to erase its data: it can no longer sign in and its tokens
+    /// are refused. The first close writes the `privacy.erase` job into the outbox in the same transaction and
+    /// returns it, to be published; closing again changes nothing and returns no event. Returns the account as
+    /// it now is.
     ///
     /// # Errors
     /// [`AccountsError::NotFound`], or [`AccountsError::Internal`] when the store fails.
-    pub async fn mark_deleted(&self, id: &UserId, now: Timestamp) -> Result<User, AccountsError> {
+    pub async fn close(&self, id: &UserId, now: Timestamp) -> Result<(User, Option<Event>), AccountsError> {
         self.update(id, |user| {
             user.deleted_at.get_or_insert(now);
+            match user.erasure_requested_at {
+                Some(_) => None,
+                None => {
+                    user.erasure_requested_at = Some(now);
+                    Some(PrivacyJob::Erase { user_id: user.id.clone(), requested_at: now })
+                }
+            }
         })
         .await
     }
 
-    /// Records that the user asked for an export of their data (the first request's time is kept).
+    /// Records that the user asked for an export of their data. The first request writes the
+    /// `privacy.export` job into the outbox in the same transaction and returns it, to be published; while it
+    /// is pending, asking again keeps the first request's time and starts no second job.
     ///
     /// # Errors
     /// [`AccountsError::NotFound`], or [`AccountsError::Internal`] when the store fails.
-    pub async fn record_export_request(&self, id: &UserId, now: Timestamp) -> Result<User, AccountsError> {
-        self.update(id, |user| {
-            user.export_requested_at.get_or_insert(now);
-        })
-        .await
-    }
-
-    /// Records that the user asked for their data to be erased (the first request's time is kept).
-    ///
-    /// # Errors
-    /// [`AccountsError::NotFound`], or [`AccountsError::Internal`] when the store fails.
-    pub async fn record_erasure_request(&self, id: &UserId, now: Timestamp) -> Result<User, AccountsError> {
-        self.update(id, |user| {
-            user.erasure_requested_at.get_or_insert(now);
+    pub async fn request_export(&self, id: &UserId, now: Timestamp) -> Result<(User, Option<Event>), AccountsError> {
+        self.update(id, |user| match user.export_requested_at {
+            Some(_) => None,
+            None => {
+                user.export_requested_at = Some(now);
+                Some(PrivacyJob::Export { user_id: user.id.clone(), requested_at: now })
+            }
         })
         .await
     }
@@ -276,49 +297,55 @@ mod tests {
         assert_eq!(stored, 1);
     }
 
-    async fn closing_and_requests_are_recorded_once(store: impl ItemStore + Clone, clock: Arc<ManualClock>) {
-        let accounts = Accounts::new(store);
+    async fn closing_and_requests_are_recorded_once_with_their_jobs(store: impl ItemStore + Clone, clock: Arc<ManualClock>) {
+        let accounts = Accounts::new(store.clone());
+        let outbox = crate::outbox::Outbox::new(store);
         let alice = user("u1", "a@example.com", clock.now());
         accounts.register(&alice, &hash("a")).await.unwrap_or_else(|e| panic!("{e}"));
         let first = clock.now();
-        let exported = accounts.record_export_request(&alice.id, first).await.unwrap_or_else(|e| panic!("{e}"));
+        let (exported, event) = accounts.request_export(&alice.id, first).await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(exported.export_requested_at, Some(first));
+        let export_job = PrivacyJob::Export { user_id: alice.id.clone(), requested_at: first };
+        assert_eq!(event.as_ref().map(|event| event.body.clone()), export_job.event().ok().map(|event| event.body));
         clock.advance(std::time::Duration::from_secs(60));
-        let again = accounts.record_export_request(&alice.id, clock.now()).await.unwrap_or_else(|e| panic!("{e}"));
+        let (again, second) = accounts.request_export(&alice.id, clock.now()).await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(again.export_requested_at, Some(first), "the first request's time is kept");
-        let erased = accounts.record_erasure_request(&alice.id, clock.now()).await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(erased.erasure_requested_at, Some(clock.now()));
-        assert!(erased.is_active());
-        let closed = accounts.mark_deleted(&alice.id, clock.now()).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(second.is_none(), "a pending export starts no second job");
+        let (closed, erase) = accounts.close(&alice.id, clock.now()).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((closed.erasure_requested_at, closed.deleted_at), (Some(clock.now()), Some(clock.now())));
         assert!(!closed.is_active());
+        assert_eq!(erase.as_ref().map(|event| event.id.as_str()), Some("privacy.erase.u1"));
+        let (_, none) = accounts.close(&alice.id, clock.now()).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(none.is_none(), "closing twice starts no second erasure");
+        let pending = outbox.pending(10).await.unwrap_or_else(|e| panic!("{e}")).0;
+        assert_eq!(pending, [event, erase].into_iter().flatten().collect::<Vec<_>>(), "each job is in the outbox once");
         assert_eq!(accounts.get(&alice.id).await.ok(), Some(closed));
         let email = Email::parse("a@example.com").unwrap_or_else(|e| panic!("{e}"));
         let retaken = accounts.register(&user("u2", "a@example.com", clock.now()), &hash("b")).await;
         assert!(matches!(retaken, Err(AccountsError::EmailTaken)), "a closed account keeps its address");
         assert!(matches!(accounts.find_by_email(&email).await, Ok(Some((found, _))) if !found.is_active()));
         let missing = UserId::parse("u404").unwrap_or_else(|e| panic!("{e}"));
-        assert!(matches!(accounts.mark_deleted(&missing, clock.now()).await, Err(AccountsError::NotFound)));
+        assert!(matches!(accounts.close(&missing, clock.now()).await, Err(AccountsError::NotFound)));
     }
 
-    async fn concurrent_updates_all_land(store: impl ItemStore + Clone, clock: Arc<ManualClock>) {
-        let accounts = Accounts::new(store);
+    async fn concurrent_updates_all_land_each_with_its_job(store: impl ItemStore + Clone, clock: Arc<ManualClock>) {
+        let accounts = Accounts::new(store.clone());
         let alice = user("u1", "a@example.com", clock.now());
         accounts.register(&alice, &hash("a")).await.unwrap_or_else(|e| panic!("{e}"));
         let now = clock.now();
-        let (export, erasure) = tokio::join!(
-            accounts.record_export_request(&alice.id, now),
-            accounts.record_erasure_request(&alice.id, now)
-        );
-        assert!(export.is_ok() && erasure.is_ok());
+        let (export, erasure) = tokio::join!(accounts.request_export(&alice.id, now), accounts.close(&alice.id, now));
+        assert!(export.is_ok_and(|(_, event)| event.is_some()) && erasure.is_ok_and(|(_, event)| event.is_some()));
         let stored = accounts.get(&alice.id).await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((stored.export_requested_at, stored.erasure_requested_at), (Some(now), Some(now)));
+        let pending = crate::outbox::Outbox::new(store).pending(10).await.unwrap_or_else(|e| panic!("{e}")).0;
+        assert_eq!(pending.len(), 2, "a retried update wrote its job once");
     }
 
     crate::test_stores::each_store!(
         register_then_get_and_find_by_normalised_email,
         a_second_registration_of_an_email_is_refused,
         concurrent_registrations_of_one_email_give_exactly_one_account,
-        closing_and_requests_are_recorded_once,
-        concurrent_updates_all_land,
+        closing_and_requests_are_recorded_once_with_their_jobs,
+        concurrent_updates_all_land_each_with_its_job,
     );
 }

@@ -10,6 +10,7 @@ use std::sync::{Arc, OnceLock};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::accounts::{Accounts, AccountsError};
+use crate::outbox::Event;
 use crate::domain::account::{Email, MAX_PRESENTED_PASSWORD_BYTES, Password, PasswordHash, Role, User, UserId};
 use crate::ports::password::PasswordHasher;
 use crate::ports::token::{AccessClaims, IssuedToken, TokenError, TokenSigner};
@@ -321,19 +322,20 @@ impl<S: ItemStore + Clone, H: PasswordHasher, T: TokenSigner> Auth<S, H, T> {
         Ok(self.sessions.revoke(&claims.session, self.clock.now()).await?)
     }
 
-    /// Closes the signed-in user's account and records the erasure request; every session is revoked.
-    /// Returns the account as it now is, for the 202 answer.
+    /// Closes the signed-in user's account and records the erasure request, with its `privacy.erase` job in
+    /// the outbox (returned when this call wrote it, to be published); every session is revoked. Returns the
+    /// account as it now is, for the 202 answer.
     ///
     /// # Errors
     /// [`AuthError::Unauthenticated`] when the account is gone; [`AuthError::Internal`] when the store fails.
-    pub async fn close_account(&self, user: &UserId) -> Result<User, AuthError> {
+    pub async fn close_account(&self, user: &UserId) -> Result<(User, Option<Event>), AuthError> {
         let now = self.clock.now();
-        let map = |error: AccountsError| match error {
+        let closed = self.accounts.close(user, now).await.map_err(|error| match error {
             AccountsError::NotFound => AuthError::Unauthenticated,
             other => AuthError::Internal(anyhow::Error::new(other).context("close an account")),
-        };
-        self.accounts.record_erasure_request(user, now).await.map_err(map)?;
-        let closed = self.accounts.mark_deleted(user, now).await.map_err(map)?;
+        })?;
+        // The account is closed already, so its tokens are refused whatever happens here; revoking the
+        // sessions also ends the refresh-token families.
         self.sessions.revoke_all(user, now).await?;
         Ok(closed)
     }
@@ -470,7 +472,7 @@ mod tests {
         let alice = register(&auth, "alice@example.com").await;
         let signed_in = auth.login(&login("alice@example.com", "correct horse battery", "10.0.0.1")).await;
         let signed_in = signed_in.unwrap_or_else(|e| panic!("{e}"));
-        let closed = auth.close_account(&alice.id).await.unwrap_or_else(|e| panic!("{e}"));
+        let (closed, _) = auth.close_account(&alice.id).await.unwrap_or_else(|e| panic!("{e}"));
         assert!(closed.erasure_requested_at.is_some() && !closed.is_active());
         let token = signed_in.access.token.expose_secret();
         assert!(matches!(auth.authenticate(token).await, Err(AuthError::Unauthenticated)));

@@ -4,7 +4,10 @@
 //! A job is a JSON object `{"type": "<kind>", ...}`. A delivery that is not such an object, or whose kind no
 //! handler knows, can never succeed, so it is dead-lettered at once (a permanent failure, kept for an
 //! operator) instead of being retried or dropped. Job kinds (order events, privacy requests, reports) are
-//! added here as the functions that produce them land.
+//! added here as the functions that consume them land. The privacy jobs (`privacy`) are produced already, onto
+//! the privacy queue; nothing consumes that queue yet, so they wait there for the privacy function.
+
+pub mod privacy;
 
 use serde::Deserialize;
 

@@ -19,6 +19,7 @@ pub mod http;
 pub mod jobs;
 #[cfg(feature = "aws")]
 pub mod lambda;
+pub mod outbox;
 pub mod ports;
 pub mod rate_limit;
 pub mod sessions;

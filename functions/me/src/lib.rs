@@ -1,14 +1,17 @@
 //! `GET /me`, `DELETE /me`, `POST /me/export`: the signed-in user's own account, and nobody else's.
 //!
 //! Every route acts on the account of the bearer token, so there is no id a caller could change to reach
-//! another account. The privacy jobs (export, erasure) come later; for now the request is recorded on the
-//! account and shown by `GET /me`. Recording it has no rule beyond "the caller's own account", so the
-//! handlers call the account repository directly.
+//! another account. `DELETE /me` and `POST /me/export` record the request on the account (shown by `GET /me`)
+//! and write its privacy job into the outbox in the same transaction (`shared::accounts`); the handler then
+//! publishes the job to the privacy queue at once, and the host's outbox relay publishes it later if that
+//! fails. The 202 means the request is durably recorded and its job will reach the queue.
 //!
 //! Responses:
 //! - `GET /me`: 200 `AccountView`;
-//! - `DELETE /me`: 202 `AccountView` (erasure recorded, account closed, every session revoked);
-//! - `POST /me/export`: 202 `AccountView` (export request recorded);
+//! - `DELETE /me`: 202 `AccountView` (erasure recorded and its job enqueued, account closed, every session
+//!   revoked);
+//! - `POST /me/export`: 202 `AccountView` (export request recorded and its job enqueued; while one is pending,
+//!   asking again answers the same and enqueues nothing);
 //! - 401 `unauthorized` without a valid bearer token (including a closed account's).
 
 use axum::extract::State;
@@ -33,8 +36,9 @@ async fn close<S: ItemStore + Clone>(
     State(state): State<AppState<S>>,
     caller: Authenticated,
 ) -> Result<Response, ApiError> {
-    let closed = state.auth.close_account(&caller.user.id).await?;
+    let (closed, event) = state.auth.close_account(&caller.user.id).await?;
     tracing::info!(user_id = %closed.id, "account closed; erasure requested");
+    state.publish_committed(event).await;
     Ok((StatusCode::ACCEPTED, Json(AccountView::from(&closed))).into_response())
 }
 
@@ -42,12 +46,13 @@ async fn export<S: ItemStore + Clone>(
     State(state): State<AppState<S>>,
     caller: Authenticated,
 ) -> Result<Response, ApiError> {
-    let updated = match state.auth.accounts().record_export_request(&caller.user.id, state.clock.now()).await {
-        Ok(updated) => updated,
+    let (updated, event) = match state.auth.accounts().request_export(&caller.user.id, state.clock.now()).await {
+        Ok(changed) => changed,
         Err(AccountsError::NotFound) => return Err(ApiError::Unauthorized),
         Err(error) => return Err(ApiError::Internal(anyhow::Error::new(error).context("record an export request"))),
     };
     tracing::info!(user_id = %updated.id, "data export requested");
+    state.publish_committed(event).await;
     Ok((StatusCode::ACCEPTED, Json(AccountView::from(&updated))).into_response())
 }
 

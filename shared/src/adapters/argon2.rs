@@ -34,7 +34,57 @@ impl Default for Argon2Settings {
     }
 }
 
+/// The setting (environment variable, Worker variable, local-host flag's variable) for Argon2id's memory per
+/// hash in KiB; every host reads the three settings under these names.
+pub const ARGON2_MEMORY_KIB: &str = "STOREFRONT_ARGON2_MEMORY_KIB";
+/// The setting for Argon2id's passes over the memory.
+pub const ARGON2_ITERATIONS: &str = "STOREFRONT_ARGON2_ITERATIONS";
+/// The setting for Argon2id's lanes.
+pub const ARGON2_PARALLELISM: &str = "STOREFRONT_ARGON2_PARALLELISM";
+
+/// OWASP's equally strong Argon2id configurations (Password Storage Cheat Sheet), as (memory in KiB, passes),
+/// each with one lane: configured parameters must be at least as costly as one of them.
+pub const OWASP_MINIMUMS: [(u32, u32); 5] = [(47_104, 1), (19_456, 2), (12_288, 3), (9_216, 4), (7_168, 5)];
+
 impl Argon2Settings {
+    /// Whether these costs are at least those of one of [`OWASP_MINIMUMS`] in both memory and passes.
+    pub fn meets_owasp_minimum(&self) -> bool {
+        OWASP_MINIMUMS.iter().any(|&(memory_kib, iterations)| self.memory_kib >= memory_kib && self.iterations >= iterations)
+    }
+
+    /// The parameters a host's configuration gives: each value is a whole number, and an unset one keeps the
+    /// default (OWASP's m = 19456, t = 2, p = 1). The result must meet [`Self::meets_owasp_minimum`] and be
+    /// accepted by Argon2, so a typo cannot weaken every stored password. Hashes made with other parameters
+    /// still verify: each stored hash carries its own.
+    ///
+    /// # Errors
+    /// [`InvalidArgon2Settings`] naming the setting that is not a number, or saying why the costs are refused.
+    pub fn configured(memory_kib: Option<&str>, iterations: Option<&str>, parallelism: Option<&str>) -> Result<Self, InvalidArgon2Settings> {
+        let parse = |name: &str, text: Option<&str>, default: u32| -> Result<u32, InvalidArgon2Settings> {
+            match text.map(str::trim).filter(|text| !text.is_empty()) {
+                None => Ok(default),
+                Some(text) => text.parse::<u32>().map_err(|_| InvalidArgon2Settings(format!("{name} must be a whole number, not {text:?}"))),
+            }
+        };
+        let defaults = Self::default();
+        let settings = Self {
+            memory_kib: parse(ARGON2_MEMORY_KIB, memory_kib, defaults.memory_kib)?,
+            iterations: parse(ARGON2_ITERATIONS, iterations, defaults.iterations)?,
+            parallelism: parse(ARGON2_PARALLELISM, parallelism, defaults.parallelism)?,
+        };
+        if !settings.meets_owasp_minimum() {
+            return Err(InvalidArgon2Settings(format!(
+                "m = {} KiB, t = {} is cheaper than every OWASP minimum ({})",
+                settings.memory_kib,
+                settings.iterations,
+                OWASP_MINIMUMS.iter().map(|(m, t)| format!("m = {m}, t = {t}")).collect::<Vec<_>>().join("; ")
+            )));
+        }
+        Params::new(settings.memory_kib, settings.iterations, settings.parallelism, None)
+            .map_err(|error| InvalidArgon2Settings(error.to_string()))?;
+        Ok(settings)
+    }
+
     /// The cheapest parameters Argon2 accepts (m = 8 KiB, t = 1, p = 1). For tests only: they make guessing
     /// a stored password almost free.
     pub const fn insecure_for_tests() -> Self {
@@ -110,6 +160,20 @@ mod tests {
 
     fn attempt(text: &str) -> SecretString {
         SecretString::from(text.to_owned())
+    }
+
+    #[test]
+    fn configured_parameters_default_to_owasp_and_refuse_anything_weaker_or_unreadable() {
+        assert_eq!(Argon2Settings::configured(None, Some(" "), None).ok(), Some(Argon2Settings::default()));
+        let stronger = Argon2Settings::configured(Some("47104"), Some("1"), None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(stronger, Argon2Settings { memory_kib: 47_104, iterations: 1, parallelism: 1 });
+        assert!(Argon2Settings::configured(Some("65536"), Some("3"), Some("2")).is_ok());
+        let weaker = Argon2Settings::configured(Some("19456"), Some("1"), None).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(weaker.contains("cheaper than every OWASP minimum"), "{weaker}");
+        let typo = Argon2Settings::configured(Some("19M"), None, None).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(typo.contains(ARGON2_MEMORY_KIB), "{typo}");
+        assert!(Argon2Settings::configured(None, None, Some("0")).is_err(), "Argon2 refuses zero lanes");
+        assert!(!Argon2Settings::insecure_for_tests().meets_owasp_minimum());
     }
 
     #[test]

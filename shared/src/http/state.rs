@@ -19,6 +19,7 @@ use crate::auth::{Auth, AuthSettings};
 use crate::catalog::Catalog;
 use crate::domain::account::Email;
 use crate::http::cursor::CursorSigner;
+use crate::outbox::{Event, Outbox, Publisher};
 use crate::ports::{Clock, IdGen, ItemStore, Random};
 
 /// The issuer written to and required in access tokens unless a host configures another.
@@ -115,6 +116,8 @@ pub struct AppState<S> {
     pub keys: Keys,
     /// Registration, login, sessions and bearer-token checks.
     pub auth: Arc<AppAuth<S>>,
+    /// Where committed outbox events are published right away; `None` leaves them to the host's relay.
+    pub publisher: Option<Publisher>,
     auth_config: AuthConfig,
 }
 
@@ -142,7 +145,7 @@ impl<S: ItemStore + Clone> AppState<S> {
         #[allow(clippy::expect_used)]
         let auth = build_auth(&store, &clock, &ids, &keys, &auth_config)
             .expect("the default authentication settings are valid");
-        Self { catalog: Catalog::new(store.clone()), store, clock, ids, keys, auth: Arc::new(auth), auth_config }
+        Self { catalog: Catalog::new(store.clone()), store, clock, ids, keys, auth: Arc::new(auth), publisher: None, auth_config }
     }
 
     fn rebuilt(mut self, change: impl FnOnce(&mut AuthConfig)) -> Result<Self, AuthConfigError> {
@@ -187,6 +190,27 @@ impl<S: ItemStore + Clone> AppState<S> {
         self.rebuilt(|config| config.auth = settings)
     }
 
+    /// The state with the queues that committed outbox events are published to right after their commit.
+    pub fn with_publisher(mut self, publisher: Publisher) -> Self {
+        self.publisher = Some(publisher);
+        self
+    }
+
+    /// The outbox in this state's store.
+    pub fn outbox(&self) -> Outbox<S> {
+        Outbox::new(self.store.clone())
+    }
+
+    /// Publishes an event that has just committed, and removes it from the outbox. It never fails the
+    /// request: the event is committed, so if its queue is unreachable (or the host has no publisher) it
+    /// waits in the outbox for the host's relay, and the failure is logged.
+    pub async fn publish_committed(&self, event: Option<Event>) {
+        let (Some(event), Some(publisher)) = (event, &self.publisher) else { return };
+        if let Err(error) = self.outbox().publish(&event, publisher.as_ref()).await {
+            tracing::warn!(event_id = %event.id, topic = event.topic.name(), error = ?error, "event left in the outbox for the relay");
+        }
+    }
+
     /// The access-token settings in force (tests mint tokens with them).
     pub fn token_settings(&self) -> &TokenSettings {
         &self.auth_config.tokens
@@ -207,6 +231,7 @@ impl<S: Clone> Clone for AppState<S> {
             ids: Arc::clone(&self.ids),
             keys: self.keys.clone(),
             auth: Arc::clone(&self.auth),
+            publisher: self.publisher.clone(),
             auth_config: self.auth_config.clone(),
         }
     }
