@@ -194,3 +194,80 @@ fn futures_body(bytes: Vec<u8>) -> Body {
         bytes.chunks(4096).map(|chunk| Ok(axum::body::Bytes::copy_from_slice(chunk))).collect();
     Body::from_stream(futures::stream::iter(chunks))
 }
+
+/// A privacy queue that refuses every job until it is switched on, to stand for a queue that is down.
+struct SwitchableQueue {
+    topics: shared::outbox::Topics<shared::adapters::memory::MemoryJobQueue>,
+    up: std::sync::atomic::AtomicBool,
+}
+
+impl shared::outbox::Publish for SwitchableQueue {
+    fn publish(&self, topic: shared::outbox::Topic, job: shared::ports::NewJob) -> shared::outbox::PublishFuture<'_> {
+        if self.up.load(std::sync::atomic::Ordering::SeqCst) {
+            self.topics.publish(topic, job)
+        } else {
+            Box::pin(std::future::ready(Err(shared::ports::QueueError::Internal(anyhow::anyhow!("the queue is down")))))
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_erasure_asked_for_while_the_queue_is_down_is_kept_and_relayed_later() {
+    use shared::adapters::QueueSettings;
+    use shared::adapters::argon2::Argon2Settings;
+    use shared::adapters::memory::MemoryJobQueue;
+    use shared::http::ClientAddress;
+    use shared::ports::JobInbox as _;
+
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+    let privacy = MemoryJobQueue::new(clock.clone(), QueueSettings::default());
+    let queue = Arc::new(SwitchableQueue {
+        topics: shared::outbox::Topics { privacy: privacy.clone() },
+        up: std::sync::atomic::AtomicBool::new(false),
+    });
+    let keys = Keys::derive(&[7; 32]).unwrap_or_else(|error| panic!("{error}"));
+    let state = AppState::new(MemoryItemStore::new(clock.clone()), clock.clone(), Arc::new(SequentialIds::new("u")), keys)
+        .with_password_params(Argon2Settings::insecure_for_tests())
+        .unwrap_or_else(|error| panic!("{error}"))
+        .with_publisher(queue.clone());
+    let router = Router::new()
+        .merge(register::router(state.clone()))
+        .merge(login::router(state.clone()))
+        .merge(me::router(state.clone()));
+    let call = |method: &str, uri: &str, token: Option<&str>, body: Value| {
+        let router = router.clone();
+        let mut request = Request::builder().method(method).uri(uri).header("content-type", "application/json");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let mut request = request.body(Body::from(body.to_string())).unwrap_or_default();
+        request.extensions_mut().insert(ClientAddress("10.0.0.1".to_owned()));
+        async move {
+            let response = router.oneshot(request).await.unwrap_or_else(|error| match error {});
+            let status = response.status();
+            let bytes = response.into_body().collect().await.map(|body| body.to_bytes()).unwrap_or_default();
+            (status, serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null))
+        }
+    };
+    let credentials = json!({"email": "carol@example.com", "password": "correct horse battery"});
+    let (status, body) = call("POST", "/auth/register", None, credentials.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = call("POST", "/auth/login", None, credentials).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = body["access_token"].as_str().unwrap_or_else(|| panic!("no access token: {body}")).to_owned();
+
+    let (status, body) = call("DELETE", "/me", Some(&token), Value::Null).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "the request is recorded even while the queue is down: {body}");
+    assert!(privacy.receive(10).await.unwrap_or_default().is_empty());
+    let kept = state.outbox().pending(10).await.unwrap_or_else(|error| panic!("{error}")).0;
+    assert_eq!(kept.len(), 1, "the erasure job was not kept in the outbox");
+
+    queue.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    let report = state.outbox().relay(queue.as_ref(), 10).await.unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!((report.published, report.failed), (1, 0));
+    let delivered = privacy.receive(10).await.unwrap_or_default();
+    let job: Value = serde_json::from_str(delivered.first().map(|job| job.body.as_str()).unwrap_or("null")).unwrap_or(Value::Null);
+    assert_eq!(job["type"], "privacy.erase", "{job}");
+    assert_eq!(job["user_id"], body["id"], "{job}");
+    assert!(state.outbox().pending(10).await.unwrap_or_else(|error| panic!("{error}")).0.is_empty());
+}

@@ -13,6 +13,8 @@
 //! appended to the file named by `STOREFRONT_SECRETS_LOG`, if set, so the test script can check that none of
 //! them reached the host's logs.
 
+pub mod privacy_queue;
+
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -35,6 +37,8 @@ struct Target {
     url: String,
     /// The master secret, hex; `None` when driving a base URL (it then comes from the environment).
     secret_hex: Option<String>,
+    /// The in-process host's data file, whose privacy queue the scenarios look at.
+    data: Option<std::path::PathBuf>,
 }
 
 static TARGET: OnceLock<Target> = OnceLock::new();
@@ -43,13 +47,13 @@ fn target() -> &'static Target {
     TARGET.get_or_init(|| match std::env::var(BASE_URL_VAR) {
         Ok(url) if !url.trim().is_empty() => {
             eprintln!("end-to-end scenarios: driving {url}");
-            Target { url: url.trim().trim_end_matches('/').to_owned(), secret_hex: None }
+            Target { url: url.trim().trim_end_matches('/').to_owned(), secret_hex: None, data: None }
         }
         _ => {
-            let (url, secret_hex) =
+            let (url, secret_hex, data) =
                 start_in_process_host().unwrap_or_else(|error| panic!("could not start the local host: {error:#}"));
             eprintln!("end-to-end scenarios: {BASE_URL_VAR} is unset, driving an in-process local host at {url}");
-            Target { url, secret_hex: Some(secret_hex) }
+            Target { url, secret_hex: Some(secret_hex), data: Some(data) }
         }
     })
 }
@@ -96,6 +100,21 @@ pub fn admin_email() -> String {
     }
 }
 
+/// The host's privacy queue: the in-process host's SQLite file, else what [`privacy_queue::PRIVACY_QUEUE_VAR`] names.
+///
+/// # Panics
+/// When driving a base URL and the variable is unset or malformed.
+pub fn privacy_queue() -> privacy_queue::PrivacyQueue {
+    use privacy_queue::{PRIVACY_QUEUE_VAR, PrivacyQueue};
+    if let Some(data) = &target().data {
+        return PrivacyQueue::Sqlite(data.clone());
+    }
+    match std::env::var(PRIVACY_QUEUE_VAR) {
+        Ok(text) => PrivacyQueue::parse(&text).unwrap_or_else(|error| panic!("{error:#}")),
+        Err(_) => panic!("{PRIVACY_QUEUE_VAR} must name the host's privacy queue to check what {BASE_URL_VAR} enqueues"),
+    }
+}
+
 static SECRETS_LOG: Mutex<()> = Mutex::new(());
 
 /// Notes a password or token a scenario used, in the file named by [`SECRETS_LOG_VAR`] (if set), one per line.
@@ -121,9 +140,9 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}{nanos:x}{}", UNIQUE.fetch_add(1, Ordering::SeqCst))
 }
 
-/// Starts the local host on its own thread and runtime (so it outlives any one test's runtime) and returns its URL
-/// and its master secret (hex).
-fn start_in_process_host() -> anyhow::Result<(String, String)> {
+/// Starts the local host on its own thread and runtime (so it outlives any one test's runtime) and returns its URL,
+/// its master secret (hex) and its data file.
+fn start_in_process_host() -> anyhow::Result<(String, String, std::path::PathBuf)> {
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("local-host".to_owned())
@@ -153,13 +172,17 @@ fn start_in_process_host() -> anyhow::Result<(String, String)> {
                     admin_email: Some(IN_PROCESS_ADMIN_EMAIL.to_owned()),
                     // Every scenario logs in from 127.0.0.1; the per-account limit is the one they exercise.
                     login_attempts_per_client: 10_000,
+                    argon2_memory_kib: None,
+                    argon2_iterations: None,
+                    argon2_parallelism: None,
                     insecure_fast_passwords: true,
                 };
                 match local_host::start(config, std::future::pending()).await {
                     Ok(running) => {
                         let secret = std::fs::read_to_string(data.with_extension("db.secret"))
                             .context("the local host kept no secret beside its data file");
-                        let _ = sender.send(secret.map(|secret| (format!("http://{}", running.addr), secret.trim().to_owned())));
+                        let started = secret.map(|secret| (format!("http://{}", running.addr), secret.trim().to_owned(), data.clone()));
+                        let _ = sender.send(started);
                         let _ = running.done.await;
                     }
                     Err(error) => {

@@ -13,23 +13,30 @@ use axum::extract::{ConnectInfo, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use shared::adapters::QueueSettings;
-use shared::adapters::argon2::Argon2Settings;
+use shared::adapters::argon2::{ARGON2_ITERATIONS, ARGON2_MEMORY_KIB, ARGON2_PARALLELISM, Argon2Settings};
 use shared::adapters::sqlite::{SqliteDb, SqliteItemStore, SqliteJobQueue};
 use shared::adapters::system::{SystemClock, UuidIds};
 use shared::auth::AuthSettings;
 use shared::domain::Email;
 use shared::http::{AppState, ClientAddress, Keys};
+use shared::outbox::{Publisher, Topics};
 use shared::ports::{Clock, IdGen};
 use shared::rate_limit::BucketSettings;
 use tokio::net::TcpListener;
 
 pub mod consumer;
+pub mod relay;
 
 /// The store this host runs on, named once.
 pub type Store = SqliteItemStore;
 
 /// The name of the job queue the host consumes.
 pub const JOBS_QUEUE: &str = "jobs";
+/// The name of the privacy queue. Nothing consumes it yet: its jobs wait in the data file for the privacy
+/// job function (`SqliteJobQueue::waiting` lists them).
+pub const PRIVACY_QUEUE: &str = "privacy";
+/// How often the outbox relay looks for events that were committed but not yet published.
+const RELAY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Command-line and environment configuration.
 #[derive(Debug, Clone, clap::Parser)]
@@ -57,9 +64,19 @@ pub struct Config {
     /// Login attempts allowed per client address in a burst (then one more every 3 seconds).
     #[arg(long, env = "STOREFRONT_LOGIN_ATTEMPTS_PER_CLIENT", default_value_t = BucketSettings::LOGIN_PER_CLIENT.capacity)]
     pub login_attempts_per_client: u32,
+    /// Argon2id memory per password hash, in KiB (default 19456, OWASP's minimum with 2 passes). The memory and
+    /// passes together must be at least as costly as one of OWASP's recommended pairs.
+    #[arg(long, env = ARGON2_MEMORY_KIB, value_name = "KIB")]
+    pub argon2_memory_kib: Option<String>,
+    /// Argon2id passes over the memory (default 2).
+    #[arg(long, env = ARGON2_ITERATIONS, value_name = "PASSES")]
+    pub argon2_iterations: Option<String>,
+    /// Argon2id lanes (default 1).
+    #[arg(long, env = ARGON2_PARALLELISM, value_name = "LANES")]
+    pub argon2_parallelism: Option<String>,
     /// Hash passwords with Argon2's cheapest parameters instead of OWASP's. For test runs of a debug build
-    /// only: it makes guessing a stored password almost free.
-    #[arg(long, env = "STOREFRONT_INSECURE_FAST_PASSWORDS")]
+    /// only: it makes guessing a stored password almost free. Cannot be combined with the `--argon2-*` settings.
+    #[arg(long, env = "STOREFRONT_INSECURE_FAST_PASSWORDS", conflicts_with_all = ["argon2_memory_kib", "argon2_iterations", "argon2_parallelism"])]
     pub insecure_fast_passwords: bool,
 }
 
@@ -156,12 +173,19 @@ fn configured(state: AppState<Store>, config: &Config) -> anyhow::Result<AppStat
         let email = Email::parse(text).map_err(|error| anyhow::anyhow!("--admin-email / STOREFRONT_ADMIN_EMAIL: {error}"))?;
         settings.first_admin = Some(email);
     }
-    let mut state = state.with_auth_settings(settings).context("invalid authentication settings")?;
-    if config.insecure_fast_passwords {
+    let state = state.with_auth_settings(settings).context("invalid authentication settings")?;
+    let password_params = if config.insecure_fast_passwords {
         tracing::warn!("passwords are hashed with insecure test parameters (--insecure-fast-passwords)");
-        state = state.with_password_params(Argon2Settings::insecure_for_tests()).context("invalid password parameters")?;
-    }
-    Ok(state)
+        Argon2Settings::insecure_for_tests()
+    } else {
+        Argon2Settings::configured(
+            config.argon2_memory_kib.as_deref(),
+            config.argon2_iterations.as_deref(),
+            config.argon2_parallelism.as_deref(),
+        )
+        .context("--argon2-memory-kib / --argon2-iterations / --argon2-parallelism")?
+    };
+    state.with_password_params(password_params).context("invalid password parameters")
 }
 
 /// A running server.
@@ -186,7 +210,9 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
     let ids: Arc<dyn IdGen> = Arc::new(UuidIds);
     let db = SqliteDb::open(&config.data, clock.clone())?;
     let keys = Keys::derive(&load_or_create_secret(&config.data)?).context("the data file's secret is too short")?;
-    let state = configured(AppState::new(db.item_store(), clock.clone(), ids.clone(), keys), &config)?;
+    let publisher: Publisher = Arc::new(Topics { privacy: db.job_queue(PRIVACY_QUEUE, QueueSettings::default()) });
+    let state = configured(AppState::new(db.item_store(), clock.clone(), ids.clone(), keys), &config)?
+        .with_publisher(publisher.clone());
     let seeded = if config.no_seed { 0 } else { state.catalog.seed_demo_if_empty(&ids, &clock).await? };
     let listener = TcpListener::bind((config.host, config.port))
         .await
@@ -194,13 +220,15 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
     let addr = listener.local_addr().context("no local address")?;
     let jobs: SqliteJobQueue = db.job_queue(JOBS_QUEUE, QueueSettings::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let consumer = tokio::spawn(consumer::run(jobs, Duration::from_millis(500), stop_rx));
+    let consumer = tokio::spawn(consumer::run(jobs, Duration::from_millis(500), stop_rx.clone()));
+    let relay = tokio::spawn(relay::run(state.outbox(), publisher, RELAY_INTERVAL, stop_rx));
     let router = app(state);
     let done = tokio::spawn(async move {
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
         let served = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
         let _ = stop_tx.send(true);
         let _ = consumer.await;
+        let _ = relay.await;
         served.context("the server failed")
     });
     Ok(Running { addr, seeded, done })

@@ -325,12 +325,26 @@ impl SqliteJobQueue {
     }
 
     fn dead_now(&self, max: usize) -> Result<Vec<Delivery>, QueueError> {
+        self.read_jobs(true, max)
+    }
+
+    /// Up to `max` jobs still waiting in the queue (not dead-lettered, whether or not one is being delivered
+    /// now), oldest first, without receiving them: for operators and tests looking at a queue that has no
+    /// consumer yet. `receipt` is empty.
+    ///
+    /// # Errors
+    /// [`QueueError::Internal`] when the file cannot be read.
+    pub fn waiting(&self, max: usize) -> Result<Vec<Delivery>, QueueError> {
+        self.read_jobs(false, max)
+    }
+
+    fn read_jobs(&self, dead: bool, max: usize) -> Result<Vec<Delivery>, QueueError> {
         let connection = self.db.lock();
         let mut statement = connection
-            .prepare_cached("SELECT id, body, attempts FROM jobs WHERE queue = ?1 AND dead = 1 ORDER BY id LIMIT ?2")
-            .map_err(|error| queue_internal(error, "failed to prepare a dead-letter read"))?;
+            .prepare_cached("SELECT id, body, attempts FROM jobs WHERE queue = ?1 AND dead = ?3 ORDER BY id LIMIT ?2")
+            .map_err(|error| queue_internal(error, "failed to prepare a job read"))?;
         let rows = statement
-            .query_map(params![self.name, i64::try_from(max).unwrap_or(i64::MAX)], |row| {
+            .query_map(params![self.name, i64::try_from(max).unwrap_or(i64::MAX), dead], |row| {
                 Ok(Delivery {
                     message_id: row.get::<_, i64>(0)?.to_string(),
                     body: row.get(1)?,
@@ -338,8 +352,8 @@ impl SqliteJobQueue {
                     receipt: String::new(),
                 })
             })
-            .map_err(|error| queue_internal(error, "failed to read dead letters"))?;
-        rows.collect::<Result<_, _>>().map_err(|error| queue_internal(error, "failed to read a dead letter"))
+            .map_err(|error| queue_internal(error, "failed to read jobs"))?;
+        rows.collect::<Result<_, _>>().map_err(|error| queue_internal(error, "failed to read a job"))
     }
 }
 
@@ -408,5 +422,24 @@ mod tests {
         assert_eq!(item.map(|found| found.version), Some(4));
         let jobs = reopened.job_queue("q", CONTRACT_QUEUE_SETTINGS).receive(10).await.unwrap_or_default();
         assert_eq!(jobs.iter().map(|job| job.body.as_str()).collect::<Vec<_>>(), ["{\"kept\":1}"]);
+    }
+
+    #[tokio::test]
+    async fn waiting_lists_jobs_without_delivering_them_and_leaves_out_dead_letters() {
+        let (_dir, _clock, db) = open();
+        let queue = db.job_queue("q", CONTRACT_QUEUE_SETTINGS);
+        let other = db.job_queue("other", CONTRACT_QUEUE_SETTINGS);
+        for body in ["first", "second"] {
+            queue.send(NewJob { body: body.to_owned(), dedup_id: None }).await.unwrap_or_else(|e| panic!("{e}"));
+        }
+        other.send(NewJob { body: "elsewhere".to_owned(), dedup_id: None }).await.unwrap_or_else(|e| panic!("{e}"));
+        let bodies = |jobs: Vec<Delivery>| jobs.into_iter().map(|job| job.body).collect::<Vec<_>>();
+        assert_eq!(bodies(queue.waiting(10).unwrap_or_else(|e| panic!("{e}"))), ["first", "second"]);
+        assert_eq!(bodies(queue.waiting(10).unwrap_or_else(|e| panic!("{e}"))), ["first", "second"], "looking received nothing");
+        let received = queue.receive(1).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(bodies(received.clone()), ["first"], "looking did not use up a delivery");
+        assert_eq!(received.first().map(|job| job.attempt), Some(1));
+        queue.settle(&received[0], Outcome::DeadLetter { reason: "test".to_owned() }).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(bodies(queue.waiting(10).unwrap_or_else(|e| panic!("{e}"))), ["second"]);
     }
 }
