@@ -3,8 +3,10 @@
 # make), the DynamoDB and SQS adapters' contract suites against DynamoDB Local and moto, and the end-to-end
 # scenarios through `cargo lambda watch` (the Lambda binaries on the emulators: catalog, bad input, accounts and
 # admin writes, with a login's time measured and the watcher's log checked for every password, token and key the
-# scenarios used), plus `cargo lambda invoke`
-# with the event files in events/, and the jobs function's partial batch failures and redrive on moto. Everything listens on 127.0.0.1; nothing reaches AWS. It never skips a step:
+# scenarios used, and the privacy jobs the scenarios' requests published checked on moto's privacy queue), plus
+# `cargo lambda invoke` with the event files in events/ (the outbox relay function included, on an event seeded into
+# the outbox), and the jobs function's partial batch failures and redrive on moto. Everything listens on 127.0.0.1;
+# nothing reaches AWS. It never skips a step:
 # a missing tool is installed (scripts/aws-emulators.sh) or the run fails. Emulators and the watcher are
 # stopped by PID on exit, whatever happens.
 set -euo pipefail
@@ -50,7 +52,7 @@ say "template.yaml: cfn-lint, sam validate --lint, and the project's own checks"
 "$tools/venv-sam/bin/sam" validate --lint --template template.yaml --region us-east-1
 "$tools/venv-sam/bin/python" - <<'EOF'
 # Checks cfn-lint and sam validate do not make: Refs inside serverless functions, env names against the code,
-# least privilege, queue timeouts against consumer timeouts, and batch sizes.
+# least privilege, queue timeouts against consumer timeouts, batch sizes, and schedules against timeouts.
 import pathlib, re, sys
 from cfnlint.decode import decode
 template, matches = decode("template.yaml")
@@ -80,25 +82,39 @@ functions = {name: r for name, r in resources.items() if r["Type"] == "AWS::Serv
 lambda_rs = pathlib.Path("shared/src/lambda.rs").read_text()
 consts = dict(re.findall(r'pub const ([A-Z_]+): &str = "([A-Z_]+)";', lambda_rs))
 config_reads = {}
-for struct in ("HttpConfig", "JobsConfig", "AwsConfig"):
+for struct in ("HttpConfig", "JobsConfig", "RelayConfig", "AwsConfig"):
     body = re.search(r"impl " + struct + r" \{\n(.*?)\n\}\n", lambda_rs, re.S)
     if not body:
         sys.exit(f"shared/src/lambda.rs has no impl {struct}")
     config_reads[struct] = [consts[c] for c in re.findall(r"(?:required|optional)\(([A-Z_]+)\)", body.group(1))]
-for struct in ("HttpConfig", "JobsConfig"):
+for struct in ("HttpConfig", "JobsConfig", "RelayConfig"):
     if "AwsConfig::from_env()" in re.search(r"impl " + struct + r" \{\n(.*?)\n\}\n", lambda_rs, re.S).group(1):
         config_reads[struct] += config_reads["AwsConfig"]
-if not {"TABLE_NAME", "STOREFRONT_SECRET"} <= set(config_reads["HttpConfig"]) or "JOBS_QUEUE_URL" not in config_reads["JobsConfig"]:
+if (not {"TABLE_NAME", "STOREFRONT_SECRET", "PRIVACY_QUEUE_URL"} <= set(config_reads["HttpConfig"])
+        or "JOBS_QUEUE_URL" not in config_reads["JobsConfig"]
+        or not {"TABLE_NAME", "PRIVACY_QUEUE_URL"} <= set(config_reads["RelayConfig"])):
     sys.exit(f"could not read the config consts of shared/src/lambda.rs: {config_reads}")
-# The account functions' main.rs also read shared::lambda::auth::AuthEnv (first admin, login allowance).
+entries = {"run_http": "HttpConfig", "run_jobs": "JobsConfig", "run_outbox_relay": "RelayConfig"}
+# The account functions' main.rs also read shared::lambda::auth::AuthEnv (first admin, login allowance, and the
+# Argon2id costs under the names of shared/src/adapters/argon2.rs, which every host shares).
 auth_rs = pathlib.Path("shared/src/lambda/auth.rs").read_text()
-auth_consts = dict(re.findall(r'pub const ([A-Z_]+): &str = "([A-Z_]+)";', auth_rs))
+argon2_rs = pathlib.Path("shared/src/adapters/argon2.rs").read_text()
+auth_consts = dict(re.findall(r'pub const ([A-Z0-9_]+): &str = "([A-Z0-9_]+)";', auth_rs + argon2_rs))
 auth_body = re.search(r"impl AuthEnv \{\n(.*?)\n\}\n", auth_rs, re.S)
 if not auth_body:
     sys.exit("shared/src/lambda/auth.rs has no impl AuthEnv")
-auth_reads = [auth_consts[c] for c in re.findall(r"(?:required|optional)\(([A-Z_]+)\)", auth_body.group(1))]
-if set(auth_reads) != {"STOREFRONT_ADMIN_EMAIL", "STOREFRONT_LOGIN_ATTEMPTS_PER_CLIENT"}:
+auth_reads = [auth_consts[c] for c in re.findall(r"(?:required|optional)\(([A-Z0-9_]+)\)", auth_body.group(1))]
+argon2_names = {"STOREFRONT_ARGON2_MEMORY_KIB", "STOREFRONT_ARGON2_ITERATIONS", "STOREFRONT_ARGON2_PARALLELISM"}
+if set(auth_reads) != {"STOREFRONT_ADMIN_EMAIL", "STOREFRONT_LOGIN_ATTEMPTS_PER_CLIENT"} | argon2_names:
     sys.exit(f"could not read the config consts of shared/src/lambda/auth.rs: {auth_reads}")
+# The Argon2 parameters' defaults are the code's defaults (OWASP's), so a stack deployed with defaults hashes as
+# every other host does.
+code_default = re.search(r"Self \{ memory_kib: ([0-9_]+), iterations: ([0-9_]+), parallelism: ([0-9_]+) \}", argon2_rs)
+if not code_default:
+    sys.exit("shared/src/adapters/argon2.rs: could not read Argon2Settings::default()")
+for parameter, value in zip(("Argon2MemoryKiB", "Argon2Iterations", "Argon2Parallelism"), code_default.groups()):
+    if str(parameters.get(parameter, {}).get("Default")) != value.replace("_", ""):
+        problems.append(f"parameter {parameter}: its default must be the code's, {value.replace('_', '')}")
 write_actions = re.compile(r"dynamodb:(Put|Delete|Update|BatchWrite|TransactWrite|\*)")
 env_names = set(globals_fn.get("Environment", {}).get("Variables", {}))
 for name, function in functions.items():
@@ -114,13 +130,19 @@ for name, function in functions.items():
     if function.get("Metadata", {}).get("BuildMethod") != "rust-cargolambda":
         problems.append(f"{name}: BuildMethod must be rust-cargolambda")
     # main.rs is wiring: it hands over to shared::lambda, whose config structs name every variable read.
-    entry = re.search(r"shared::lambda::(run_http|run_jobs)\(", main.read_text())
+    entry = re.search(r"shared::lambda::(" + "|".join(entries) + r")\(", main.read_text())
     if not entry:
-        problems.append(f"{name}: {main} calls neither shared::lambda::run_http nor run_jobs")
+        problems.append(f"{name}: {main} calls none of shared::lambda::{', '.join(entries)}")
         continue
-    read = list(config_reads[{"run_http": "HttpConfig", "run_jobs": "JobsConfig"}[entry.group(1)]])
+    read = list(config_reads[entries[entry.group(1)]])
     if "AuthEnv::from_env()" in main.read_text():
         read += auth_reads
+    lib = (crate / "src" / "lib.rs").read_text() if (crate / "src" / "lib.rs").is_file() else ""
+    # An HTTP function reads PRIVACY_QUEUE_URL only to publish the outbox events it commits: one that commits none
+    # must not be given it (nor the right to send), one that does must be.
+    publishes = entry.group(1) == "run_outbox_relay" or "publish_committed" in lib
+    if entry.group(1) == "run_http" and not publishes:
+        read.remove("PRIVACY_QUEUE_URL")
     names = env_names | set(props.get("Environment", {}).get("Variables", {}))
     for value in read:
         # Lambda itself sets AWS_*; DEMO_SEED is for local runs only.
@@ -133,7 +155,6 @@ for name, function in functions.items():
     if any(isinstance(p, str) or "DynamoDBCrudPolicy" in p for p in props.get("Policies", [])):
         problems.append(f"{name}: use explicit least-privilege statements, not managed or CRUD policies")
     # A function whose router serves only GET is read-only; one that serves a write method may write.
-    lib = (crate / "src" / "lib.rs").read_text() if (crate / "src" / "lib.rs").is_file() else ""
     reads_only = entry.group(1) == "run_http" and not re.search(r"\b(post|put|delete|patch)\(", lib)
     if reads_only and any(write_actions.match(a) for a in actions):
         problems.append(f"{name}: a read-only function has write actions {actions}")
@@ -141,8 +162,40 @@ for name, function in functions.items():
         # IAM knows no TransactWriteItems action (each item is governed by its own action), and no code path
         # of the item store calls UpdateItem.
         problems.append(f"{name}: grants an action the store never needs: {actions}")
+    # A queue a function may send to is one whose URL it is given; a publisher may send to the privacy queue and
+    # remove the events it published from the outbox (the relay also reads the outbox).
+    env = {**globals_fn.get("Environment", {}).get("Variables", {}), **props.get("Environment", {}).get("Variables", {})}
+    given = {value["Ref"] for value in env.values() if isinstance(value, dict) and "Ref" in value}
+    sends_to = set()
+    for statement in statements:
+        statement_actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        targets = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        for action in statement_actions:
+            if action.startswith("sqs:"):
+                for target in targets:
+                    queue = target.get("Fn::GetAtt", [None])[0] if isinstance(target, dict) else None
+                    if queue not in given:
+                        problems.append(f"{name}: {action} on {target}, a queue whose URL the function is not given")
+                    sends_to.add(queue)
+    if publishes:
+        privacy = env.get("PRIVACY_QUEUE_URL", {})
+        privacy = privacy.get("Ref") if isinstance(privacy, dict) else None
+        if privacy not in sends_to or "sqs:SendMessage" not in actions:
+            problems.append(f"{name}: publishes outbox events but may not sqs:SendMessage to PRIVACY_QUEUE_URL's queue")
+        needed = {"dynamodb:DeleteItem"} | ({"dynamodb:Query"} if entry.group(1) == "run_outbox_relay" else set())
+        if not needed <= set(actions):
+            problems.append(f"{name}: publishes outbox events but lacks {sorted(needed - set(actions))}")
     timeout = props.get("Timeout", globals_fn.get("Timeout", 3))
+    if entry.group(1) == "run_outbox_relay" and not any(e["Type"] == "Schedule" for e in props.get("Events", {}).values()):
+        problems.append(f"{name}: the outbox relay runs on no Schedule event")
     for event_name, event in props.get("Events", {}).items():
+        if event["Type"] == "Schedule":
+            rate = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)", event["Properties"]["Schedule"])
+            if not rate:
+                problems.append(f"{name}.{event_name}: schedule {event['Properties']['Schedule']} is not a rate() this check reads")
+            elif timeout >= int(rate.group(1)) * {"minute": 60, "hour": 3600, "day": 86400}[rate.group(2).rstrip("s")]:
+                problems.append(f"{name}.{event_name}: the timeout ({timeout} s) is not under the schedule's period, so runs overlap")
+            continue
         if event["Type"] != "SQS":
             continue
         event_props = event["Properties"]
@@ -183,7 +236,30 @@ say "DynamoDB Local and moto (SQS) on 127.0.0.1"
 scripts/aws-emulators.sh start
 eval "$(scripts/aws-emulators.sh env)"
 
-say "contract suites: DynamoItemStore on DynamoDB Local, SqsJobQueue on moto"
+# create_fifo_queues NAME MAX_RECEIVE [ATTRIBUTE=VALUE...]: a fresh FIFO queue and its FIFO dead-letter queue on
+# moto, like template.yaml's (redrive after MAX_RECEIVE receives), with these extra attributes on the queue;
+# prints "QUEUE_URL DEAD_LETTER_QUEUE_URL", both checked to be on 127.0.0.1.
+create_fifo_queues() {
+  local urls queue dlq
+  urls=$("$tools/venv-moto/bin/python" - "$@" <<'PY'
+import json, os, sys, uuid
+import boto3
+sqs = boto3.client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL_SQS"], region_name=os.environ["AWS_REGION"])
+name, max_receive = f"{sys.argv[1]}-{uuid.uuid4().hex[:12]}", sys.argv[2]
+extra = dict(argument.split("=", 1) for argument in sys.argv[3:])
+dlq = sqs.create_queue(QueueName=f"{name}-dlq.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive})
+queue = sqs.create_queue(QueueName=f"{name}.fifo", Attributes={"FifoQueue": "true", **extra, "RedrivePolicy": redrive})
+print(queue["QueueUrl"], dlq)
+PY
+) || die "moto did not create the $1 queues"
+  read -r queue dlq <<<"$urls"
+  [[ "$queue" == http://127.0.0.1:* && "$dlq" == http://127.0.0.1:* ]] || die "moto returned queue URLs off 127.0.0.1: $urls"
+  echo "$queue $dlq"
+}
+
+say "contract suites: DynamoItemStore on DynamoDB Local, SqsJobQueue and SqsJobSender on moto, the outbox relay on both"
 run_tests "$log" -- cargo test -p shared --features aws,local,testkit --lib -- adapters::dynamodb adapters::sqs lambda:: jobs:: --nocapture
 if grep -q "SKIPPED" "$log"; then
   die "an AWS contract suite was skipped although the emulators run"
@@ -200,8 +276,18 @@ admin_email=admin@scenarios.test
 secrets_log="$state/secrets.log"
 : >"$secrets_log"
 chmod 600 "$secrets_log"
+e2e_table="storefront-e2e-$(date +%s)"
+# The privacy queue as template.yaml has it (FIFO, dead-letter queue, 14 days' retention): every function under the
+# watcher gets its URL, so the me function publishes the privacy jobs it commits right away. Its redrive allows SQS's
+# most receives, 1000, instead of the template's 5: the scenarios look at the queue by receiving with a visibility
+# timeout of 0, and every such look counts as a receive, so 5 would move the jobs to the dead-letter queue mid-run.
+# (Assigned first: a failure inside a command substitution fed straight to `read` would not stop the script.)
+queues=$(create_fifo_queues privacy 1000 MessageRetentionPeriod=1209600)
+read -r privacy_queue_url privacy_dlq_url <<<"$queues"
+echo "privacy queue on moto: $privacy_queue_url (dead letters: $privacy_dlq_url)"
 (umask 077; cat >"$state/watch.env" <<EOF
-TABLE_NAME=storefront-e2e-$(date +%s)
+TABLE_NAME=$e2e_table
+PRIVACY_QUEUE_URL=$privacy_queue_url
 STOREFRONT_SECRET=$secret
 STOREFRONT_ADMIN_EMAIL=$admin_email
 STOREFRONT_LOGIN_ATTEMPTS_PER_CLIENT=10000
@@ -236,8 +322,36 @@ done
 wait_for_url "http://127.0.0.1:$port/health" 60 || { tail -30 "$state/watch.log" >&2; die "the health function does not answer 200"; }
 echo "cargo lambda watch: the functions of ${#warm_paths[@]} routes built, started and warm after $(( $(now_ms) - t0 )) ms"
 STOREFRONT_BASE_URL="http://127.0.0.1:$port" STOREFRONT_SECRET="$secret_hex" STOREFRONT_ADMIN_EMAIL="$admin_email" \
-  STOREFRONT_SECRETS_LOG="$secrets_log" \
+  STOREFRONT_SECRETS_LOG="$secrets_log" STOREFRONT_PRIVACY_QUEUE="sqs:$privacy_queue_url" \
   run_tests "$log" -- cargo test -p tests --test it -- catalog:: bad_input:: auth:: admin::
+
+say "the me function published every privacy job it committed, and left nothing in the outbox"
+# DELETE /me and POST /me/export commit their job into the outbox, and the me function publishes it right after the
+# commit: the scenarios make both requests, so both kinds are on the privacy queue and nothing is left for the relay.
+"$tools/venv-moto/bin/python" - "$privacy_queue_url" "$e2e_table" <<'EOF' | tee -a "$log"
+import collections, json, os, sys
+import boto3
+queue, table = sys.argv[1], sys.argv[2]
+sqs = boto3.client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL_SQS"], region_name=os.environ["AWS_REGION"])
+dynamodb = boto3.client("dynamodb", endpoint_url=os.environ["AWS_ENDPOINT_URL_DYNAMODB"], region_name=os.environ["AWS_REGION"])
+jobs = {}
+# Each receive hides what it returns for two minutes, so the next one returns the rest; nothing is deleted.
+for _ in range(50):
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=120).get("Messages", [])
+    if not messages:
+        break
+    jobs.update({m["MessageId"]: json.loads(m["Body"]) for m in messages})
+kinds = collections.Counter(job.get("type") for job in jobs.values())
+assert kinds["privacy.export"] >= 1 and kinds["privacy.erase"] >= 1, f"the privacy queue holds {dict(kinds)}"
+assert set(kinds) <= {"privacy.export", "privacy.erase"}, f"the privacy queue holds {dict(kinds)}"
+assert all(set(job) == {"type", "user_id", "requested_at"} for job in jobs.values()), list(jobs.values())[:3]
+left = dynamodb.query(TableName=table, KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": "OUTBOX"}},
+                      Select="COUNT", ConsistentRead=True)["Count"]
+assert left == 0, f"{left} events were left in the outbox although the privacy queue was up"
+print(f"privacy queue: {kinds['privacy.export']} export and {kinds['privacy.erase']} erase jobs published by the me function; the outbox is empty")
+print("test result: ok. 1 passed; 0 failed")
+EOF
+[[ ${PIPESTATUS[0]} -eq 0 ]] || die "the me function did not publish the privacy jobs it committed"
 
 say "login timing under cargo lambda watch (debug build, Argon2id at OWASP's parameters)"
 python3 - "http://127.0.0.1:$port" "$secrets_log" <<'EOF'
@@ -294,26 +408,66 @@ assert json.loads(answer["body"]) == {"status": "ok", "store": "ok"}, answer
 print("test result: ok. 1 passed; 0 failed")' "$answer" | tee -a "$log"
 done
 
+say "the outbox relay function under cargo lambda watch, invoked with events/schedule.json"
+# The watcher above serves every binary with one environment, so the relay works on the scenarios' table and privacy
+# queue. The first invoke builds it and finds the outbox empty; then one event is seeded into the outbox, and the next
+# invoke must publish exactly that event to the privacy queue and leave the outbox empty.
+relay_event=events/schedule.json
+answer=""
+for _ in $(seq 1 60); do
+  kill -0 "$watch_pid" 2>/dev/null || { tail -30 "$state/watch.log" >&2; die "cargo lambda watch exited"; }
+  # The first invoke compiles the function; cargo lambda invoke fails until the watcher answers.
+  if answer=$(cargo lambda invoke outbox-relay -A 127.0.0.1 -P "$port" --data-file "$relay_event" --output-format json 2>"$state/invoke.err"); then break; fi
+  answer=""
+  sleep 5
+done
+[[ -n "$answer" ]] || { cat "$state/invoke.err" >&2; tail -30 "$state/watch.log" >&2; die "cargo lambda invoke outbox-relay never answered"; }
+echo "$relay_event (empty outbox) -> $answer"
+python3 -c 'import json, sys
+assert json.loads(sys.argv[1]) == {"published": 0, "failed": 0, "more": False}, sys.argv[1]' "$answer" \
+  || die "the outbox relay found events in an outbox the me function should have emptied"
+# One event, laid out as shared::outbox::Event::write and shared::adapters::dynamodb write it: partition OUTBOX, sort
+# key "<20-digit commit milliseconds>#<event id>", version 1, and the event as JSON text in `data`.
+seeded=$("$tools/venv-moto/bin/python" - "$e2e_table" <<'EOF'
+import json, os, sys, time, uuid
+import boto3
+dynamodb = boto3.client("dynamodb", endpoint_url=os.environ["AWS_ENDPOINT_URL_DYNAMODB"], region_name=os.environ["AWS_REGION"])
+millis = int(time.time() * 1000)
+user = f"u-relay-{uuid.uuid4().hex[:12]}"
+body = json.dumps({"type": "privacy.export", "user_id": user, "requested_at": millis}, separators=(",", ":"))
+event = {"id": f"privacy.export.{user}.{millis}", "topic": "privacy", "body": body, "committed_at": millis}
+item = {"pk": {"S": "OUTBOX"}, "sk": {"S": f"{millis:020d}#{event['id']}"}, "version": {"N": "1"}, "data": {"S": json.dumps(event)}}
+dynamodb.put_item(TableName=sys.argv[1], Item=item, ConditionExpression="attribute_not_exists(pk)")
+print(body)
+EOF
+) || die "could not seed the outbox"
+answer=$(cargo lambda invoke outbox-relay -A 127.0.0.1 -P "$port" --data-file "$relay_event" --output-format json) \
+  || { tail -30 "$state/watch.log" >&2; die "cargo lambda invoke outbox-relay failed"; }
+echo "$relay_event (one event seeded) -> $answer"
+"$tools/venv-moto/bin/python" - "$answer" "$seeded" "$privacy_queue_url" "$e2e_table" <<'EOF' | tee -a "$log"
+import json, os, sys
+import boto3
+answer, seeded, queue, table = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+assert answer == {"published": 1, "failed": 0, "more": False}, f"the relay answered {answer}"
+sqs = boto3.client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL_SQS"], region_name=os.environ["AWS_REGION"])
+dynamodb = boto3.client("dynamodb", endpoint_url=os.environ["AWS_ENDPOINT_URL_DYNAMODB"], region_name=os.environ["AWS_REGION"])
+# The scenarios' jobs are still hidden by the check above, so what is visible is what the relay sent.
+bodies = [m["Body"] for m in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])]
+assert bodies == [seeded], f"the privacy queue shows {bodies}, expected only the seeded job"
+left = dynamodb.query(TableName=table, KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": "OUTBOX"}},
+                      Select="COUNT", ConsistentRead=True)["Count"]
+assert left == 0, f"{left} events are still in the outbox after the relay published them"
+print("outbox relay: the seeded event was published to the privacy queue and removed from the outbox")
+print("test result: ok. 1 passed; 0 failed")
+EOF
+[[ ${PIPESTATUS[0]} -eq 0 ]] || die "the outbox relay did not publish the seeded event"
+
 say "the jobs function (SQS consumer) under cargo lambda watch, with the test-only job kind (feature testkit)"
 # Queues on moto like template.yaml's (FIFO, dead-letter queue, redrive), with a short visibility timeout and
 # receive count so that the redrive test takes seconds.
 max_receive=3
-queues=$("$tools/venv-moto/bin/python" - "$max_receive" <<'EOF'
-import json, os, sys, uuid
-import boto3
-sqs = boto3.client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL_SQS"], region_name=os.environ["AWS_REGION"])
-name = f"jobs-{uuid.uuid4().hex[:12]}"
-dlq = sqs.create_queue(QueueName=f"{name}-dlq.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
-dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-queue = sqs.create_queue(QueueName=f"{name}.fifo", Attributes={
-    "FifoQueue": "true", "VisibilityTimeout": "1",
-    "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": sys.argv[1]}),
-})["QueueUrl"]
-print(queue, dlq)
-EOF
-)
+queues=$(create_fifo_queues jobs "$max_receive" VisibilityTimeout=1)
 read -r jobs_queue_url jobs_dlq_url <<<"$queues"
-[[ "$jobs_queue_url" == http://127.0.0.1:* && "$jobs_dlq_url" == http://127.0.0.1:* ]] || die "moto returned queue URLs off 127.0.0.1: $queues"
 cat >"$state/jobs.env" <<EOF
 JOBS_QUEUE_URL=$jobs_queue_url
 JOBS_DEAD_LETTER_QUEUE_URL=$jobs_dlq_url

@@ -4,13 +4,19 @@
 #   1. installs the tools (scripts/workers-tools.sh, idempotent, cached outside the repository);
 #   2. builds the test flavour of the Worker (feature `testkit`: adds GET /__test/contract);
 #   3. starts `wrangler dev --env test` with a fresh persist folder and a random master secret;
-#   4. seeds the demo catalog through the cron trigger (`/__scheduled`, the same code path a deployed cron runs);
+#   4. seeds the demo catalog through the housekeeping cron trigger (`/__scheduled`, the same code path a
+#      deployed cron runs), after checking that wrangler.toml's cron schedules are the ones the Worker knows;
 #   5. runs the item store contract suite inside workerd against the real D1 binding and checks every case;
 #   6. runs the push-side job queue contract on Miniflare's Queues (producer, consumer, retries, dead-letter
 #      queue): POST /__test/queue-contract sends the jobs, then GET is polled (bounded) until every case is
 #      decided, and read once more after a grace period so a late duplicate delivery fails its case;
-#   7. runs the end-to-end scenarios (`cargo test -p tests` with STOREFRONT_BASE_URL, the master secret and the
-#      first admin of wrangler.toml's test environment): catalog, bad input, accounts and admin writes; then
+#   6b. checks the outbox relay: POST /__test/relay-probe writes an unpublished privacy job straight into the
+#      outbox, the relay cron trigger runs, and GET /__test/privacy-jobs (what the test consumer of the privacy
+#      queue recorded) is polled (bounded) until the probe's body arrives; then the outbox must be empty;
+#   7. runs the end-to-end scenarios (`cargo test -p tests` with STOREFRONT_BASE_URL, the master secret, the
+#      first admin of wrangler.toml's test environment and STOREFRONT_PRIVACY_QUEUE=http:<base>/__test/privacy-jobs,
+#      where the scenarios look for the privacy jobs of DELETE /me and POST /me/export): catalog, bad input,
+#      accounts and admin writes; then
 #      checks as the admin that catalog writes invalidate the KV listing cache (a cached listing is a hit, and
 #      after POST, PUT and DELETE /products the next one is fresh);
 #   8. checks the Worker's structured logs in wrangler's output: a JSON line per request (with the function's
@@ -85,8 +91,28 @@ done
 [[ -n "$first_200_ms" ]] || { tail -50 "$RUN_DIR/wrangler.log" >&2; fail "no 200 from $BASE/health within 120 s"; }
 log "first 200 after ${first_200_ms} ms"
 
-log "seeding the demo catalog through the cron trigger"
-curl -sS --fail --max-time 300 "$BASE/__scheduled?cron=*/15+*+*+*+*" > "$RUN_DIR/scheduled.txt" \
+# The Worker tells its cron schedules apart by their exact text (config.rs); wrangler.toml must list exactly those,
+# in production and in the test environment, or a schedule would silently do another one's work.
+CRONS=$(python3 - "$ROOT/wrangler.toml" "$ROOT/functions/worker-host/src/config.rs" <<'PY'
+import re, sys, tomllib, urllib.parse
+config = tomllib.load(open(sys.argv[1], "rb"))
+source = open(sys.argv[2]).read()
+def const(name):
+    found = re.search(rf'pub\(crate\) const {name}: &str = "([^"]*)";', source)
+    if not found:
+        sys.exit(f"config.rs has no {name}")
+    return found.group(1)
+relay, housekeeping = const("RELAY_CRON"), const("HOUSEKEEPING_CRON")
+for where, crons in (("[triggers]", config["triggers"]["crons"]), ("[env.test.triggers]", config["env"]["test"]["triggers"]["crons"])):
+    if sorted(crons) != sorted([relay, housekeeping]):
+        sys.exit(f"wrangler.toml {where} crons = {crons}, but the Worker knows {[relay, housekeeping]}")
+print(urllib.parse.quote_plus(relay), urllib.parse.quote_plus(housekeeping))
+PY
+) || fail "wrangler.toml's cron schedules do not match RELAY_CRON and HOUSEKEEPING_CRON in functions/worker-host/src/config.rs"
+read -r RELAY_CRON_QUERY HOUSEKEEPING_CRON_QUERY <<< "$CRONS"
+
+log "seeding the demo catalog through the housekeeping cron trigger"
+curl -sS --fail --max-time 300 "$BASE/__scheduled?cron=$HOUSEKEEPING_CRON_QUERY" > "$RUN_DIR/scheduled.txt" \
   || { tail -50 "$RUN_DIR/wrangler.log" >&2; fail "the scheduled event failed"; }
 listing=$(curl -sS --fail --max-time 30 "$BASE/products?limit=5") || fail "GET /products failed after seeding"
 PRODUCT_ID=$(printf '%s' "$listing" | python3 -c 'import json,sys; items=json.load(sys.stdin)["items"]; print(items[0]["id"] if items else "")')
@@ -150,6 +176,64 @@ if status == "202":
 sys.exit(0 if status == "200" and cases and passed == len(cases) else 1)
 PY
 
+log "checking the outbox relay inside workerd (an event written into the outbox reaches the privacy queue by the cron)"
+relay_started_ms=$(date +%s%3N)
+if python3 - "$BASE" "$RELAY_CRON_QUERY" "${STOREFRONT_RELAY_DEADLINE_SECS:-30}" <<'PY'
+import json, sys, time, urllib.error, urllib.request
+base, cron, deadline_secs = sys.argv[1], sys.argv[2], float(sys.argv[3])
+def call(method, path):
+    request = urllib.request.Request(base + path, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+def listing(path, field):
+    status, body = call("GET", path)
+    if status != 200:
+        sys.exit(f"GET {path} answered {status}: {body[:200]!r}")
+    return json.loads(body)[field]
+checks = []
+def check(what, ok, detail=""):
+    print(f"  {'ok  ' if ok else 'FAIL'} outbox relay: {what}" + ("" if ok or not detail else f" -- {detail}"))
+    checks.append(ok)
+status, body = call("POST", "/__test/relay-probe")
+if status != 201:
+    sys.exit(f"POST /__test/relay-probe answered {status}: {body[:200]!r}")
+probe = json.loads(body)
+pending = listing("/__test/outbox", "pending")
+check("the probe event waits in the outbox before the relay runs", probe["event_id"] in pending, f"pending: {pending}")
+check("the probe has not reached the privacy queue before the relay runs",
+      probe["body"] not in listing("/__test/privacy-jobs", "messages"))
+status, body = call("GET", f"/__scheduled?cron={cron}")
+check("the relay cron trigger ran", status == 200, f"HTTP {status}: {body[:200]!r}")
+deadline = time.monotonic() + deadline_secs
+while True:
+    messages = listing("/__test/privacy-jobs", "messages")
+    arrived = messages.count(probe["body"])
+    if arrived or time.monotonic() > deadline:
+        break
+    time.sleep(0.25)
+check("the probe's body reached the privacy queue exactly as written", arrived >= 1,
+      f"not among {len(messages)} recorded messages after {deadline_secs:.0f} s (STOREFRONT_RELAY_DEADLINE_SECS)")
+pending = listing("/__test/outbox", "pending")
+check("the outbox is empty after the relay", pending == [], f"pending: {pending}")
+# A relay that sent a published event again would show as a second copy within the consumer's batch timeout (1 s).
+status, body = call("GET", f"/__scheduled?cron={cron}")
+time.sleep(2.5)
+arrived = listing("/__test/privacy-jobs", "messages").count(probe["body"])
+check("the probe reached the privacy queue once, after a second relay run", status == 200 and arrived == 1,
+      f"HTTP {status}, {arrived} copies")
+print(f"outbox relay (cron, Cloudflare Queues): {sum(checks)} passed, {len(checks) - sum(checks)} failed")
+sys.exit(0 if all(checks) else 1)
+PY
+then
+  relay_check="passed in $(( $(date +%s%3N) - relay_started_ms )) ms"
+else
+  tail -40 "$RUN_DIR/wrangler.log" >&2
+  fail "the outbox relay check failed inside workerd"
+fi
+
 log "checking that an internal error is logged with its cause and answered without it"
 internal_status=$(curl -sS -o "$RUN_DIR/internal.json" -w '%{http_code}' --max-time 30 "$BASE/__test/internal-error") \
   || fail "GET /__test/internal-error did not answer"
@@ -173,8 +257,9 @@ SECRETS_LOG="$RUN_DIR/secrets.log"
 scenarios="missing"
 if [[ -f "$ROOT/tests/Cargo.toml" ]]; then
   log "running the end-to-end scenarios against $BASE"
+  # The test build records what reaches its privacy queue; the scenarios look for their privacy jobs there.
   if STOREFRONT_BASE_URL="$BASE" STOREFRONT_SECRET="$SECRET_HEX" STOREFRONT_ADMIN_EMAIL="$ADMIN_EMAIL" \
-    STOREFRONT_SECRETS_LOG="$SECRETS_LOG" \
+    STOREFRONT_SECRETS_LOG="$SECRETS_LOG" STOREFRONT_PRIVACY_QUEUE="http:$BASE/__test/privacy-jobs" \
     cargo test --manifest-path "$ROOT/Cargo.toml" -p tests --test it -- catalog:: bad_input:: auth:: admin::; then
     scenarios="passed"
   else
@@ -297,6 +382,8 @@ checks = [
           and l.get("function") == "testkit" and "deliberate test failure" in str(l.get("error", ""))),
     found("a queue consumer line (dead-lettered job)", lambda l: l.get("message") == "job dead-lettered"),
     found("a request line of the login function", lambda l: l.get("function") == "login" and l.get("message") == "handled"),
+    found("the relay cron's report (an event published)", lambda l: l.get("message") == "relayed the outbox"
+          and isinstance(l.get("published"), int) and l["published"] >= 1),
     found("a request line of an admin catalog write", lambda l: l.get("function") in ("products", "product")
           and l.get("message") == "handled" and l.get("method") in ("POST", "PUT", "DELETE") and l.get("status") in (200, 201, 204)),
 ]
@@ -366,6 +453,7 @@ echo "test wasm: $wasm_raw bytes raw, $wasm_gz bytes gzipped (budget 1048576 gzi
 echo "wrangler dev start to first 200: ${first_200_ms} ms"
 echo "GET /products/{id} x200 sequential: $latency"
 echo "contract suites inside workerd: item store passed, job queue (push) passed"
+echo "outbox relay by the cron trigger to the privacy queue: $relay_check"
 echo "Worker time per request (Argon2id m=19456 KiB t=2 p=1, wrangler dev): $auth_timing"
 echo "structured logs: JSON lines present; no secret, password or token in the logs ($secrets_count checked)"
 echo "end-to-end scenarios (catalog, bad_input, auth, admin): $scenarios"

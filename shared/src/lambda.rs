@@ -1,8 +1,9 @@
 //! The AWS Lambda bootstrap every function's `main.rs` calls (feature `aws`): typed configuration read once
-//! from the environment Lambda sets, the SDK clients built once per cold start, and the two entry shapes,
-//! [`run_http`] (`lambda_http` around a function's router) and [`run_jobs`] (a `lambda_runtime` SQS consumer
-//! that reports partial batch failures). It holds wiring only: no rule lives here, and nothing below it reads
-//! the environment.
+//! from the environment Lambda sets, the SDK clients built once per cold start, and the three entry shapes,
+//! [`run_http`] (`lambda_http` around a function's router, publishing committed outbox events when a queue is
+//! configured), [`run_jobs`] (a `lambda_runtime` SQS consumer that reports partial batch failures) and
+//! [`run_outbox_relay`] (a scheduled `lambda_runtime` function that publishes what is left in the outbox).
+//! It holds wiring only: no rule lives here, and nothing below it reads the environment.
 //!
 //! Cold start is why the SDK is configured by hand instead of through `aws_config::load`: on Lambda the
 //! region and the execution role's credentials are plain environment variables, so walking the provider
@@ -25,10 +26,11 @@ use tracing_subscriber::filter::LevelFilter;
 
 use crate::adapters::QueueSettings;
 use crate::adapters::dynamodb::DynamoItemStore;
-use crate::adapters::sqs::SqsJobQueue;
+use crate::adapters::sqs::{SqsJobQueue, SqsJobSender};
 use crate::adapters::system::{SystemClock, UuidIds};
 use crate::http::{AppState, Keys};
-use crate::ports::{Delivery, Outcome};
+use crate::outbox::{Outbox, Publisher, RelayReport, Topics};
+use crate::ports::{Delivery, Outcome, StoreError};
 
 /// The error a Lambda entry point returns.
 pub type Error = lambda_runtime::Error;
@@ -65,6 +67,14 @@ pub const DEMO_SEED: &str = "DEMO_SEED";
 pub const JOBS_QUEUE_URL: &str = "JOBS_QUEUE_URL";
 /// The jobs dead-letter queue's URL (a FIFO queue).
 pub const JOBS_DEAD_LETTER_QUEUE_URL: &str = "JOBS_DEAD_LETTER_QUEUE_URL";
+/// The privacy queue's URL (a FIFO queue), where outbox events of the `privacy` topic go. The outbox relay
+/// needs it; an HTTP function publishes its committed events right away when it is set, and otherwise leaves
+/// them in the outbox for the relay. Only producers read it: nothing here receives from the privacy queue.
+pub const PRIVACY_QUEUE_URL: &str = "PRIVACY_QUEUE_URL";
+
+/// The most outbox events one run of the relay publishes: at a few milliseconds each, a run stays well inside
+/// the function's timeout, and a backlog larger than this is worked off over the next scheduled runs.
+pub const RELAY_MAX_PER_RUN: usize = 500;
 
 /// How long the SDK waits for a TCP (and TLS) connection: the SDK's own default.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(3_100);
@@ -136,6 +146,17 @@ impl AwsConfig {
     }
 }
 
+/// The publisher for every outbox topic: the privacy topic goes to the SQS FIFO queue at `privacy_queue_url`.
+/// Makes no request.
+///
+/// # Errors
+/// When the URL is not a FIFO queue's, naming [`PRIVACY_QUEUE_URL`].
+pub fn publisher(aws: &AwsConfig, http: &SharedHttpClient, privacy_queue_url: &str) -> anyhow::Result<Publisher> {
+    let privacy =
+        SqsJobSender::new(aws.sqs(http), privacy_queue_url).with_context(|| format!("{PRIVACY_QUEUE_URL} is invalid"))?;
+    Ok(Arc::new(Topics { privacy }))
+}
+
 /// The roots AWS service endpoints chain to (Amazon Root CA 1 to 4 and Starfield Services Root G2, which
 /// cross-signs them), as PEM: the Mozilla roots with those subjects, copied out of `webpki-root-certs` (a test
 /// checks the copy against the crate). Picking them out of the whole compiled-in list at cold start instead
@@ -174,6 +195,8 @@ pub struct HttpConfig {
     pub keys: Keys,
     /// Whether to create the table and seed the demo catalog at cold start (local runs only).
     pub demo_seed: bool,
+    /// Where committed outbox events are published right away, if anywhere (else the relay publishes them).
+    pub privacy_queue_url: Option<String>,
 }
 
 impl HttpConfig {
@@ -188,6 +211,7 @@ impl HttpConfig {
             table: required(TABLE_NAME)?,
             keys: Keys::derive(secret.as_bytes()).with_context(|| format!("{STOREFRONT_SECRET} is too short"))?,
             demo_seed: optional(DEMO_SEED).is_some_and(|value| value == "true"),
+            privacy_queue_url: optional(PRIVACY_QUEUE_URL),
         })
     }
 }
@@ -219,9 +243,10 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }
 
-/// Runs an HTTP function: reads its [`HttpConfig`], builds the DynamoDB store once, seeds the demo catalog
-/// when asked, and serves `router(state)` through `lambda_http` (API Gateway HTTP API v2 and REST v1
-/// payloads). Paths the router does not serve get the same problem document as on every host.
+/// Runs an HTTP function: reads its [`HttpConfig`], builds the DynamoDB store (and, when the privacy queue
+/// is configured, the outbox's publisher) once, seeds the demo catalog when asked, and serves `router(state)`
+/// through `lambda_http` (API Gateway HTTP API v2 and REST v1 payloads). Paths the router does not serve get
+/// the same problem document as on every host.
 ///
 /// # Errors
 /// When the configuration is incomplete, seeding fails, or the runtime stops with an error.
@@ -234,7 +259,10 @@ where
         let cfg = HttpConfig::from_env()?;
         let http = https_client()?;
         let store = DynamoItemStore::new(cfg.aws.dynamodb(&http), cfg.table, Arc::new(SystemClock));
-        let state = AppState::new(store, Arc::new(SystemClock), Arc::new(UuidIds), cfg.keys);
+        let mut state = AppState::new(store, Arc::new(SystemClock), Arc::new(UuidIds), cfg.keys);
+        if let Some(privacy_queue_url) = &cfg.privacy_queue_url {
+            state = state.with_publisher(publisher(&cfg.aws, &http, privacy_queue_url)?);
+        }
         if cfg.demo_seed {
             state.store.create_table_if_missing().await?;
             let created = state.catalog.seed_demo_if_empty(&UuidIds, &SystemClock).await.context("failed to seed")?;
@@ -283,6 +311,96 @@ pub fn run_jobs() -> Result<(), Error> {
         let queue = &queue;
         lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<SqsEvent>| async move {
             handle_batch(queue, event.payload).await
+        }))
+        .await
+    })
+}
+
+/// The outbox relay function's configuration, read once per cold start.
+#[derive(Debug)]
+pub struct RelayConfig {
+    /// Where the store and the queues live and as whom the function reaches them.
+    pub aws: AwsConfig,
+    /// The table holding the outbox.
+    pub table: String,
+    /// The privacy queue's URL.
+    pub privacy_queue_url: String,
+}
+
+impl RelayConfig {
+    /// Reads the configuration.
+    ///
+    /// # Errors
+    /// Names the first variable that is missing.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Ok(Self {
+            aws: AwsConfig::from_env()?,
+            table: required(TABLE_NAME)?,
+            privacy_queue_url: required(PRIVACY_QUEUE_URL)?,
+        })
+    }
+}
+
+/// The outbox relay as one Lambda process holds it: the outbox on the DynamoDB table and the publisher,
+/// both built once per cold start.
+#[derive(Clone)]
+pub struct OutboxRelay {
+    outbox: Outbox<DynamoItemStore>,
+    publisher: Publisher,
+}
+
+impl std::fmt::Debug for OutboxRelay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxRelay").field("outbox", &self.outbox).finish_non_exhaustive()
+    }
+}
+
+impl OutboxRelay {
+    /// The relay for `cfg`, on `http`. Makes no request.
+    ///
+    /// # Errors
+    /// When the privacy queue's URL is not a FIFO queue's.
+    pub fn new(cfg: &RelayConfig, http: &SharedHttpClient) -> anyhow::Result<Self> {
+        let store = DynamoItemStore::new(cfg.aws.dynamodb(http), cfg.table.clone(), Arc::new(SystemClock));
+        Ok(Self { outbox: Outbox::new(store), publisher: publisher(&cfg.aws, http, &cfg.privacy_queue_url)? })
+    }
+
+    /// One run: publishes up to [`RELAY_MAX_PER_RUN`] events, oldest first, and says what it did. An event
+    /// whose queue failed stays in the outbox and is logged, but does not fail the run: the next scheduled
+    /// run retries it, and an error would only make Lambda repeat the whole run at once.
+    ///
+    /// # Errors
+    /// When the outbox cannot be read (nothing was published).
+    pub async fn run(&self) -> Result<RelayReport, StoreError> {
+        let report = self.outbox.relay(self.publisher.as_ref(), RELAY_MAX_PER_RUN).await?;
+        let RelayReport { published, failed, more } = report;
+        if failed > 0 {
+            tracing::error!(published, failed, more, "outbox events not published; the next scheduled run retries them");
+        } else {
+            tracing::info!(published, more, "outbox relayed");
+        }
+        Ok(report)
+    }
+}
+
+/// Runs the outbox relay function: reads its [`RelayConfig`], builds the store and the publisher once, and on
+/// every invocation (an EventBridge schedule's event; any JSON payload is accepted and ignored) runs
+/// [`OutboxRelay::run`], answering its [`RelayReport`] as JSON.
+///
+/// # Errors
+/// When the configuration is incomplete or the runtime stops with an error.
+pub fn run_outbox_relay() -> Result<(), Error> {
+    init_logs();
+    runtime()?.block_on(async move {
+        let cfg = RelayConfig::from_env()?;
+        let http = https_client()?;
+        let relay = OutboxRelay::new(&cfg, &http)?;
+        let relay = &relay;
+        lambda_runtime::run(lambda_runtime::service_fn(move |_event: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
+            relay.run().await.map_err(|error| {
+                tracing::error!(error = ?error, "the outbox could not be read");
+                Error::from(error)
+            })
         }))
         .await
     })
@@ -417,6 +535,101 @@ mod tests {
         let mut event = SqsEvent::default();
         event.records = vec![SqsMessage::default()];
         assert!(handle_batch(&unreachable_queue(), event).await.is_err());
+    }
+
+    /// The emulators' endpoints (`scripts/aws-emulators.sh env` sets both), or `None` to skip.
+    fn emulators(what: &str) -> Option<(String, String)> {
+        match (std::env::var("DYNAMODB_ENDPOINT"), std::env::var("SQS_ENDPOINT")) {
+            (Ok(dynamodb), Ok(sqs)) => {
+                for endpoint in [&dynamodb, &sqs] {
+                    assert!(endpoint.starts_with("http://127.0.0.1:"), "an emulator endpoint must be on 127.0.0.1, not {endpoint}");
+                }
+                Some((dynamodb, sqs))
+            }
+            _ => {
+                eprintln!("\n!!!! SKIPPED: DYNAMODB_ENDPOINT or SQS_ENDPOINT is not set, so {what} was NOT tested.");
+                eprintln!("!!!! Run scripts/test-aws.sh (it starts DynamoDB Local and moto) to test it.\n");
+                None
+            }
+        }
+    }
+
+    /// The configuration Lambda would give, with static dummy keys and the emulators as endpoints, so that
+    /// the SDK never looks for credentials anywhere else.
+    fn emulator_config(dynamodb: &str, sqs: &str) -> AwsConfig {
+        AwsConfig {
+            region: Region::new("us-east-1"),
+            credentials: Credentials::new("storefrontlocal", "storefrontlocal", None, None, "static"),
+            dynamodb_endpoint: Some(dynamodb.to_owned()),
+            sqs_endpoint: Some(sqs.to_owned()),
+        }
+    }
+
+    fn privacy_event(run: &str) -> crate::outbox::Event {
+        let user_id = crate::domain::account::UserId::parse(&format!("u-{run}")).unwrap_or_else(|error| panic!("{error}"));
+        let job = crate::jobs::privacy::PrivacyJob::Erase { user_id, requested_at: crate::ports::Timestamp::from_millis(1_800_000_000_000) };
+        job.event().unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    #[tokio::test]
+    async fn the_relay_publishes_a_committed_event_to_the_privacy_queue_and_empties_the_outbox() {
+        use crate::ports::{ItemStore as _, JobInbox as _};
+        let Some((dynamodb, sqs)) = emulators("the outbox relay on DynamoDB Local and moto") else { return };
+        let aws = emulator_config(&dynamodb, &sqs);
+        let http = https_client().unwrap_or_else(|error| panic!("{error:#}"));
+        let run = uuid::Uuid::now_v7().simple().to_string();
+        let store = DynamoItemStore::new(aws.dynamodb(&http), format!("relay-{run}"), Arc::new(SystemClock));
+        store.create_table_if_missing().await.unwrap_or_else(|error| panic!("{error:#}"));
+        let queue = SqsJobQueue::create(aws.sqs(&http), &format!("privacy-{run}"), QueueSettings::default())
+            .await
+            .unwrap_or_else(|error| panic!("{error:#}"));
+        let cfg = RelayConfig { aws, table: store.table().to_owned(), privacy_queue_url: queue.queue_url().to_owned() };
+        let relay = OutboxRelay::new(&cfg, &http).unwrap_or_else(|error| panic!("{error:#}"));
+
+        let event = privacy_event(&run);
+        store.transact(vec![event.write().unwrap_or_else(|error| panic!("{error}"))]).await.unwrap_or_else(|error| panic!("{error}"));
+        let report = relay.run().await.unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(report, RelayReport { published: 1, failed: 0, more: false });
+        let delivered = queue.receive(10).await.unwrap_or_else(|error| panic!("{error:?}"));
+        let bodies: Vec<&str> = delivered.iter().map(|delivery| delivery.body.as_str()).collect();
+        assert_eq!(bodies, [event.body.as_str()], "the privacy queue must hold exactly the relayed job");
+        let (left, _) = Outbox::new(store.clone()).pending(10).await.unwrap_or_else(|error| panic!("{error}"));
+        assert!(left.is_empty(), "the outbox still holds {left:?}");
+        assert_eq!(relay.run().await.unwrap_or_else(|error| panic!("{error}")), RelayReport::default());
+    }
+
+    #[tokio::test]
+    async fn a_queue_failure_keeps_the_event_without_failing_the_run_but_an_unreadable_outbox_fails_it() {
+        use crate::ports::ItemStore as _;
+        let Some((dynamodb, _)) = emulators("the outbox relay's failure handling") else { return };
+        // The SQS endpoint is a closed 127.0.0.1 port: every send fails, nothing leaves the machine.
+        let aws = emulator_config(&dynamodb, "http://127.0.0.1:9");
+        let http = https_client().unwrap_or_else(|error| panic!("{error:#}"));
+        let run = uuid::Uuid::now_v7().simple().to_string();
+        let store = DynamoItemStore::new(aws.dynamodb(&http), format!("relay-down-{run}"), Arc::new(SystemClock));
+        store.create_table_if_missing().await.unwrap_or_else(|error| panic!("{error:#}"));
+        let privacy_queue_url = "http://127.0.0.1:9/000000000000/privacy.fifo".to_owned();
+        let cfg = RelayConfig { aws: aws.clone(), table: store.table().to_owned(), privacy_queue_url: privacy_queue_url.clone() };
+        let relay = OutboxRelay::new(&cfg, &http).unwrap_or_else(|error| panic!("{error:#}"));
+        let event = privacy_event(&run);
+        store.transact(vec![event.write().unwrap_or_else(|error| panic!("{error}"))]).await.unwrap_or_else(|error| panic!("{error}"));
+        let report = relay.run().await.unwrap_or_else(|error| panic!("a queue failure failed the run: {error}"));
+        assert_eq!(report, RelayReport { published: 0, failed: 1, more: false });
+        let (left, _) = Outbox::new(store).pending(10).await.unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(left, vec![event], "a refused event must stay in the outbox");
+
+        let missing = RelayConfig { aws, table: format!("no-such-table-{run}"), privacy_queue_url };
+        let relay = OutboxRelay::new(&missing, &http).unwrap_or_else(|error| panic!("{error:#}"));
+        assert!(relay.run().await.is_err(), "a relay that cannot read the outbox must fail its run");
+    }
+
+    #[tokio::test]
+    async fn a_privacy_queue_that_is_not_fifo_is_refused_naming_the_variable() {
+        let aws = emulator_config("http://127.0.0.1:9", "http://127.0.0.1:9");
+        let http = https_client().unwrap_or_else(|error| panic!("{error:#}"));
+        let refused = publisher(&aws, &http, "http://127.0.0.1:9/000000000000/privacy").map(|_| ());
+        let message = format!("{:#}", refused.err().unwrap_or_else(|| anyhow::anyhow!("accepted")));
+        assert!(message.contains(PRIVACY_QUEUE_URL) && message.contains("FIFO"), "{message}");
     }
 
     #[cfg(feature = "testkit")]

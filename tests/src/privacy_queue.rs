@@ -5,7 +5,9 @@
 //! `STOREFRONT_PRIVACY_QUEUE`:
 //! - `sqlite:<data file>`: the local host binary's SQLite file (read without receiving anything);
 //! - `sqs:<queue URL>`: an SQS queue (the emulator in the AWS tier), received with a visibility timeout of 0
-//!   so the look takes nothing away; credentials and region come from the usual `AWS_*` variables;
+//!   so the look hides nothing; credentials and region come from the usual `AWS_*` variables. Each look still
+//!   counts as a receive, so a queue with a redrive policy would dead-letter its jobs after `maxReceiveCount`
+//!   looks: the AWS tier gives its test privacy queue SQS's maximum of 1000;
 //! - `http:<URL>`: a test build's endpoint answering `{"messages": ["<job body>", ...]}` (the Worker's
 //!   `/__test/privacy-jobs`, fed by a test-only consumer of the privacy queue).
 

@@ -1,8 +1,10 @@
 //! Builds the application from the bindings and mounts every function's router on it; runs the cron tick.
 //!
-//! The stack is named once here: `Store` is the D1 item store. The schema is created once per isolate, before
-//! the first store call. The client's address (for login's per-client limit) is the one Cloudflare's edge puts
-//! in `CF-Connecting-IP`, never a header the client chose such as `X-Forwarded-For`.
+//! The stack is named once here: `Store` is the D1 item store, `Queue` the Queues producer. The schema is
+//! created once per isolate, before the first store call. The client's address (for login's per-client limit)
+//! is the one Cloudflare's edge puts in `CF-Connecting-IP`, never a header the client chose such as
+//! `X-Forwarded-For`. Committed outbox events are published on the `PRIVACY` binding right after their commit,
+//! and whatever stays in the outbox is relayed by the cron tick.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,11 +12,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context as _;
 use axum::Router;
 use axum::body::Body;
+use shared::adapters::QueueSettings;
 use shared::adapters::d1::D1ItemStore;
 use shared::adapters::kv::KvListingCache;
+use shared::adapters::queues::CfJobQueue;
 use shared::auth::AuthSettings;
 use shared::http::extract::MAX_BUFFERED_BODY_BYTES;
 use shared::http::{ApiError, AppState, ClientAddress};
+use shared::outbox::{Publisher, Topic, Topics};
 use shared::ports::{Clock, IdGen};
 use shared::rate_limit::BucketSettings;
 use tower::ServiceExt as _;
@@ -25,6 +30,13 @@ use crate::platform::{CryptoIds, JsClock};
 
 /// The item store this host runs on.
 pub(crate) type Store = D1ItemStore;
+/// The job queues this host sends to (deduplicating through the store).
+pub(crate) type Queue = CfJobQueue<Store>;
+
+/// The most outbox events one relay tick publishes. Each costs about three subrequests (the deduplication
+/// claim in D1, the send, the removal from the outbox), so 100 stay far inside the Paid plan's per-invocation
+/// limits (which the Worker needs anyway, see `wrangler.toml`); a longer backlog goes on at the next tick.
+const RELAY_MAX_EVENTS: usize = 100;
 
 static SCHEMA_READY: AtomicBool = AtomicBool::new(false);
 
@@ -68,12 +80,25 @@ async fn build(env: &Env) -> anyhow::Result<(Router, AppState<Store>, Option<KvL
         per_client: BucketSettings { capacity: config.login_attempts_per_client, ..defaults.per_client },
         ..defaults
     };
-    let state = AppState::new(store, clock, ids, config.keys)
+    let mut state = AppState::new(store.clone(), Arc::clone(&clock), ids, config.keys)
         .with_auth_settings(auth_settings)
-        .context("invalid authentication settings")?;
+        .context("invalid authentication settings")?
+        .with_password_params(config.password_params)
+        .context("invalid password parameters")?;
+    // Without the binding, committed events simply wait in the outbox; the tick says so loudly.
+    if let Some(publisher) = publisher(env, &store, &clock) {
+        state = state.with_publisher(publisher);
+    }
     // The cache is an optimisation: without its binding the catalog is served from D1 alone.
     let cache = env.kv(config::CATALOG_CACHE_BINDING).ok().map(KvListingCache::new);
     Ok((routes(state.clone(), env), state, cache))
+}
+
+/// The topics' queues on their bindings; `None` when the privacy queue's binding is missing.
+fn publisher(env: &Env, store: &Store, clock: &Arc<dyn Clock>) -> Option<Publisher> {
+    let queue = env.queue(config::PRIVACY_BINDING).ok()?;
+    let privacy = Queue::new(queue, Topic::Privacy.name(), store.clone(), Arc::clone(clock), QueueSettings::default());
+    Some(Arc::new(Topics { privacy }))
 }
 
 /// The header in which Cloudflare's edge names the address the connection came from; the edge sets it itself,
@@ -130,8 +155,10 @@ pub(crate) async fn route(req: http::Request<Body>, router: Router) -> http::Res
     }
 }
 
-/// The cron tick: deletes expired items and, where enabled, seeds the demo catalog (then invalidates the
-/// listing cache, since the catalog changed behind the routers' back). Errors are logged; the next tick retries.
+/// One cron tick. The relay schedule ([`config::RELAY_CRON`]) publishes what is left in the outbox; the
+/// housekeeping schedule ([`config::HOUSEKEEPING_CRON`]) deletes expired items and, where enabled, seeds the
+/// demo catalog. A schedule this build does not know (`wrangler.toml` changed without this file) runs both:
+/// each is safe to repeat. Errors are logged; the next tick retries.
 pub(crate) async fn tick(cron: &str, env: &Env) {
     let (_, state, cache) = match build(env).await {
         Ok(built) => built,
@@ -140,6 +167,46 @@ pub(crate) async fn tick(cron: &str, env: &Env) {
             return;
         }
     };
+    let (relay, housekeeping) = match cron {
+        config::RELAY_CRON => (true, false),
+        config::HOUSEKEEPING_CRON => (false, true),
+        _ => {
+            tracing::warn!(cron, "a cron schedule this build does not know; running every scheduled task");
+            (true, true)
+        }
+    };
+    if relay {
+        relay_outbox(cron, &state).await;
+    }
+    if housekeeping {
+        housekeep(cron, env, &state, cache.as_ref()).await;
+    }
+}
+
+/// Publishes up to [`RELAY_MAX_EVENTS`] outbox events; the ones whose queue fails stay for the next tick.
+async fn relay_outbox(cron: &str, state: &AppState<Store>) {
+    let Some(publisher) = state.publisher.as_ref() else {
+        match state.outbox().pending(1).await {
+            Ok((events, _)) if events.is_empty() => {}
+            Ok(_) => tracing::error!(cron, binding = config::PRIVACY_BINDING, "the queue binding is missing; events wait in the outbox"),
+            Err(error) => tracing::error!(cron, error = ?error, "failed to read the outbox"),
+        }
+        return;
+    };
+    match state.outbox().relay(publisher.as_ref(), RELAY_MAX_EVENTS).await {
+        Ok(report) if report.failed > 0 || report.more => {
+            tracing::warn!(cron, published = report.published, failed = report.failed, more = report.more, "relayed the outbox; some events wait for the next tick");
+        }
+        // A minute with nothing to relay is the usual case, and not worth a log line.
+        Ok(report) if report.published == 0 => tracing::debug!(cron, "relayed the outbox; it was empty"),
+        Ok(report) => tracing::info!(cron, published = report.published, failed = report.failed, more = report.more, "relayed the outbox"),
+        Err(error) => tracing::error!(cron, error = ?error, "failed to read the outbox"),
+    }
+}
+
+/// Deletes expired items and, where enabled, seeds the demo catalog (then invalidates the listing cache, since
+/// the catalog changed behind the routers' back).
+async fn housekeep(cron: &str, env: &Env, state: &AppState<Store>, cache: Option<&KvListingCache>) {
     match state.store.sweep_expired().await {
         Ok(deleted) => tracing::info!(cron, deleted, "swept expired items"),
         Err(error) => tracing::error!(cron, error = ?error, "failed to sweep expired items"),
@@ -153,7 +220,7 @@ pub(crate) async fn tick(cron: &str, env: &Env) {
             Ok(created) => {
                 tracing::info!(cron, created, "seeded the demo catalog");
                 if created > 0 {
-                    crate::cache::invalidate(&state, cache.as_ref()).await;
+                    crate::cache::invalidate(state, cache).await;
                 }
             }
             Err(error) => tracing::error!(cron, error = ?error, "failed to seed the demo catalog"),

@@ -4,6 +4,7 @@
 //! Nothing below the entry points reads the environment.
 
 use anyhow::Context as _;
+use shared::adapters::argon2::{self, Argon2Settings};
 use shared::domain::Email;
 use shared::http::Keys;
 use shared::rate_limit::BucketSettings;
@@ -20,6 +21,12 @@ pub(crate) const JOBS_BINDING: &str = "JOBS";
 pub(crate) const JOBS_DLQ_BINDING: &str = "JOBS_DLQ";
 /// A variable naming the dead-letter queue, so the queue handler knows a batch from it for what it is.
 pub(crate) const JOBS_DLQ_QUEUE_BINDING: &str = "JOBS_DLQ_QUEUE";
+/// A variable naming the jobs queue: the queue handler runs jobs only from the queue it names.
+pub(crate) const JOBS_QUEUE_BINDING: &str = "JOBS_QUEUE";
+/// The privacy queue (producer side): the outbox publishes `shared::jobs::privacy` jobs to it.
+pub(crate) const PRIVACY_BINDING: &str = "PRIVACY";
+/// A variable naming the privacy queue, so the queue handler knows a batch from it for what it is.
+pub(crate) const PRIVACY_QUEUE_BINDING: &str = "PRIVACY_QUEUE";
 /// The master secret (a Worker secret: `wrangler secret put`, or `.dev.vars` locally).
 pub(crate) const SECRET_BINDING: &str = "STOREFRONT_SECRET";
 /// `"true"` to write the demo catalog into an empty store on the cron trigger.
@@ -29,6 +36,24 @@ pub(crate) const ADMIN_EMAIL_BINDING: &str = "STOREFRONT_ADMIN_EMAIL";
 /// A variable: login attempts allowed per client address in a burst (a whole number). Optional; the default
 /// is `BucketSettings::LOGIN_PER_CLIENT`.
 pub(crate) const LOGIN_ATTEMPTS_PER_CLIENT_BINDING: &str = "STOREFRONT_LOGIN_ATTEMPTS_PER_CLIENT";
+/// A variable: Argon2id's memory per password hash in KiB. Optional (OWASP's 19456); with the next two, never
+/// cheaper than an OWASP minimum.
+pub(crate) const ARGON2_MEMORY_KIB_BINDING: &str = argon2::ARGON2_MEMORY_KIB;
+/// A variable: Argon2id's passes over the memory. Optional (2).
+pub(crate) const ARGON2_ITERATIONS_BINDING: &str = argon2::ARGON2_ITERATIONS;
+/// A variable: Argon2id's lanes. Optional (1).
+pub(crate) const ARGON2_PARALLELISM_BINDING: &str = argon2::ARGON2_PARALLELISM;
+
+/// The cron trigger that relays the outbox (`wrangler.toml`'s `[triggers]`, character for character).
+///
+/// Every minute, Cron Triggers' finest schedule: the outbox is the fallback for a job whose publication right
+/// after its commit failed, so the relay bounds how late such a job reaches its queue, and a privacy request
+/// should not wait a quarter of an hour because a send failed once. A run that finds the outbox empty costs one
+/// D1 query.
+pub(crate) const RELAY_CRON: &str = "* * * * *";
+/// The cron trigger for housekeeping (expired items, the demo catalog): every 15 minutes, as before the relay.
+/// Reads ignore expired items already, so sweeping them more often would only add D1 writes.
+pub(crate) const HOUSEKEEPING_CRON: &str = "*/15 * * * *";
 
 /// What the Worker needs besides its storage bindings.
 pub(crate) struct Config {
@@ -40,6 +65,8 @@ pub(crate) struct Config {
     pub(crate) first_admin: Option<Email>,
     /// Login attempts per client address in a burst.
     pub(crate) login_attempts_per_client: u32,
+    /// Argon2id's costs for new password hashes.
+    pub(crate) password_params: Argon2Settings,
 }
 
 impl Config {
@@ -67,12 +94,22 @@ impl Config {
                 .with_context(|| format!("the variable {LOGIN_ATTEMPTS_PER_CLIENT_BINDING} must be a whole number above 0"))?,
             None => BucketSettings::LOGIN_PER_CLIENT.capacity,
         };
-        Ok(Self { keys, demo_seed, first_admin, login_attempts_per_client })
+        let password_params = Argon2Settings::configured(
+            optional_var(env, ARGON2_MEMORY_KIB_BINDING).as_deref(),
+            optional_var(env, ARGON2_ITERATIONS_BINDING).as_deref(),
+            optional_var(env, ARGON2_PARALLELISM_BINDING).as_deref(),
+        )
+        .map_err(|error| {
+            anyhow::anyhow!(
+                "the variables {ARGON2_MEMORY_KIB_BINDING}, {ARGON2_ITERATIONS_BINDING}, {ARGON2_PARALLELISM_BINDING}: {error}"
+            )
+        })?;
+        Ok(Self { keys, demo_seed, first_admin, login_attempts_per_client, password_params })
     }
 }
 
 /// A variable's text, trimmed; `None` when it is unset or empty.
-fn optional_var(env: &Env, name: &str) -> Option<String> {
+pub(crate) fn optional_var(env: &Env, name: &str) -> Option<String> {
     let text = env.var(name).ok()?.to_string();
     let text = text.trim();
     (!text.is_empty()).then(|| text.to_owned())

@@ -1,7 +1,9 @@
 //! Test builds only (feature `testkit`): `GET /__test/contract` runs the item store contract suite against the
 //! real D1 binding inside workerd and answers the per-case report as JSON; `job_queue` holds the push-side queue
 //! contract (`/__test/queue-contract`) on the real Queues bindings; `GET /__test/internal-error` fails on purpose
-//! with `ApiError::Internal`, so the test script can check that the cause reaches the log and not the response.
+//! with `ApiError::Internal`, so the test script can check that the cause reaches the log and not the response;
+//! `privacy_queue` records what reaches the test privacy queue (`GET /__test/privacy-jobs`) and probes the
+//! outbox relay (`POST /__test/relay-probe`, `GET /__test/outbox`).
 //! The routes are observed like every function's (function name `testkit`), so they log a line per request too.
 //!
 //! The suite is the very one every other adapter passes (`shared::contract::item_store::run`); each run uses
@@ -26,6 +28,7 @@ use worker::send::SendFuture;
 use crate::app::Store;
 
 pub(crate) mod job_queue;
+pub(crate) mod privacy_queue;
 
 /// Real time: the D1 store judges expiry by the Worker's clock, so the suite waits for real.
 struct WorkerHarness(AppState<Store>);
@@ -84,7 +87,8 @@ pub(crate) fn router(state: AppState<Store>, env: &worker::Env) -> Router {
     let routes = Router::new()
         .route("/__test/contract", get(item_store_contract))
         .route("/__test/internal-error", get(internal_error))
-        .with_state(state)
-        .merge(job_queue::router(queue_contract));
+        .with_state(state.clone())
+        .merge(job_queue::router(queue_contract))
+        .merge(privacy_queue::router(state));
     shared::http::context::observed(routes, "testkit", clock, ids)
 }

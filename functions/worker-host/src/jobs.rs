@@ -1,21 +1,52 @@
 //! The queue consumer: hands each message of the jobs queue to `shared::jobs::handle` and settles it with the
-//! outcome; batches from the dead-letter queue are not jobs and are never handled as such.
+//! outcome; a batch from any other queue is never handled as jobs.
 //!
 //! Wiring only. Attempts are counted by the platform (`max_retries` in `wrangler.toml`), which moves a message
 //! that keeps failing to the dead-letter queue, so nothing is dropped; each delivery carries the platform's
 //! attempt count (the message's `attempts`, read from the raw JavaScript object). A message that cannot be
 //! read (no id, no attempt count, a body that is not text) can never be handled and is dead-lettered.
-//! The dead-letter queue has no consumer in the deployed Worker: its messages wait there for an operator.
-//! Should a batch from it arrive anyway, it is handed back untouched. Test builds (feature `testkit`) consume it
-//! to observe what arrives there (see `contract::job_queue`).
+//!
+//! A batch's queue is told by name, against the variables `JOBS_QUEUE`, `JOBS_DLQ_QUEUE` and `PRIVACY_QUEUE`.
+//! The deployed Worker consumes only the jobs queue. The dead-letter queue's messages wait for an operator and
+//! the privacy queue's for the privacy function, so should a batch from either (or from a queue no variable
+//! names) arrive anyway, every message is handed back with the longest retry delay and an error is logged: it
+//! must reach its real consumer or an operator, not be acked away or run as a job. Test builds (feature
+//! `testkit`) consume the dead-letter queue and the privacy queue to observe what arrives there (see
+//! `contract::job_queue` and `contract::privacy_queue`).
 
-use shared::adapters::queues::{ConsumedMessage, batch_messages, batch_queue, settle};
+use std::time::Duration;
+
+use shared::adapters::queues::{ConsumedMessage, MAX_RETRY_DELAY_SECS, batch_messages, batch_queue, settle};
 use shared::ports::{Delivery, Outcome};
 use worker::Env;
 use worker::wasm_bindgen::JsValue;
 use worker::worker_sys::MessageBatch;
 
 use crate::config;
+
+/// Which of the Worker's queues a batch came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Jobs,
+    DeadLetters,
+    Privacy,
+    Unknown,
+}
+
+impl Source {
+    fn of(queue: &str, env: &Env) -> Self {
+        let named = |binding: &str| config::optional_var(env, binding).as_deref() == Some(queue);
+        if named(config::JOBS_QUEUE_BINDING) {
+            Source::Jobs
+        } else if named(config::JOBS_DLQ_QUEUE_BINDING) {
+            Source::DeadLetters
+        } else if named(config::PRIVACY_QUEUE_BINDING) {
+            Source::Privacy
+        } else {
+            Source::Unknown
+        }
+    }
+}
 
 /// Consumes one pushed batch, settling every message on its own.
 ///
@@ -26,13 +57,26 @@ use crate::config;
 pub(crate) async fn consume(batch: &MessageBatch, env: &Env) -> Result<(), JsValue> {
     let queue = batch_queue(batch).map_err(|error| failed(&error))?;
     let messages = batch_messages(batch).map_err(|error| failed(&error))?;
-    let dead_letter_queue = env.var(config::JOBS_DLQ_QUEUE_BINDING).ok().map(|name| name.to_string());
-    if dead_letter_queue.as_deref() == Some(queue.as_str()) {
-        return consume_dead_letters(&messages, env).await;
+    match Source::of(&queue, env) {
+        Source::Jobs => consume_jobs(&queue, &messages, env).await,
+        Source::DeadLetters => consume_dead_letters(&queue, &messages, env).await,
+        Source::Privacy => consume_privacy(&queue, &messages, env).await,
+        Source::Unknown => {
+            let why = format!(
+                "a batch from a queue that none of {}, {}, {} names",
+                config::JOBS_QUEUE_BINDING,
+                config::JOBS_DLQ_QUEUE_BINDING,
+                config::PRIVACY_QUEUE_BINDING
+            );
+            hand_back(&queue, &messages, &why)
+        }
     }
+}
+
+async fn consume_jobs(queue: &str, messages: &[ConsumedMessage], env: &Env) -> Result<(), JsValue> {
     let dead_letters = env.queue(config::JOBS_DLQ_BINDING).ok();
     let mut unsettled = 0_usize;
-    for message in &messages {
+    for message in messages {
         let (body, outcome) = match message.delivery() {
             Some(delivery) => {
                 let outcome = dispatch(&delivery, env).await;
@@ -73,18 +117,47 @@ async fn dispatch(delivery: &Delivery, env: &Env) -> Outcome {
 
 /// A batch from the dead-letter queue. Test builds record what arrives; a deployed Worker has no consumer on
 /// it, and should one be configured, hands every message back (it must reach an operator, not be acked away).
-async fn consume_dead_letters(messages: &[ConsumedMessage], env: &Env) -> Result<(), JsValue> {
+async fn consume_dead_letters(queue: &str, messages: &[ConsumedMessage], env: &Env) -> Result<(), JsValue> {
     #[cfg(feature = "testkit")]
-    return crate::contract::job_queue::consume_dead_letters(messages, env).await;
+    {
+        let _ = queue;
+        crate::contract::job_queue::consume_dead_letters(messages, env).await
+    }
     #[cfg(not(feature = "testkit"))]
     {
         let _ = env;
-        tracing::error!(count = messages.len(), "a batch from the dead-letter queue reached the Worker; handing it back");
-        for message in messages {
-            if let Err(error) = message.retry(std::time::Duration::from_secs(shared::adapters::queues::MAX_RETRY_DELAY_SECS.into())) {
-                tracing::error!(error = ?error, "failed to hand back a dead letter");
-            }
-        }
-        Ok(())
+        hand_back(queue, messages, "a batch from the dead-letter queue, which waits for an operator")
     }
+}
+
+/// A batch from the privacy queue. Test builds record what arrives; a deployed Worker has no consumer on it
+/// yet (the privacy function will be one), so should one be configured, every message is handed back.
+async fn consume_privacy(queue: &str, messages: &[ConsumedMessage], env: &Env) -> Result<(), JsValue> {
+    #[cfg(feature = "testkit")]
+    {
+        let _ = queue;
+        crate::contract::privacy_queue::consume(messages, env).await
+    }
+    #[cfg(not(feature = "testkit"))]
+    {
+        let _ = env;
+        hand_back(queue, messages, "a batch from the privacy queue, which has no consumer yet")
+    }
+}
+
+/// Hands every message of a batch this Worker must not consume back to the queue, as late as Queues allows,
+/// and logs why. It never acks: the messages are its real consumer's or an operator's.
+///
+/// # Errors
+/// A JavaScript error when a message could not be handed back: the batch then fails, which also hands back
+/// whatever was not settled (the runtime would otherwise count it as delivered).
+fn hand_back(queue: &str, messages: &[ConsumedMessage], why: &str) -> Result<(), JsValue> {
+    tracing::error!(queue = %queue, count = messages.len(), why, "a batch this Worker does not consume; handing it back");
+    let delay = Duration::from_secs(MAX_RETRY_DELAY_SECS.into());
+    let unsettled = messages.iter().filter(|message| message.retry(delay).is_err()).count();
+    if unsettled > 0 {
+        tracing::error!(queue = %queue, unsettled, "failed to hand messages back");
+        return Err(JsValue::from_str(&format!("{unsettled} messages of a batch from {queue} could not be handed back")));
+    }
+    Ok(())
 }

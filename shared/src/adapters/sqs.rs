@@ -6,6 +6,8 @@
 //! Attempts are SQS's `ApproximateReceiveCount`; the bound on them is the queue's redrive policy
 //! (`maxReceiveCount`), which moves a job to the dead-letter queue instead of delivering it once more.
 //! `Retry` is `ChangeMessageVisibility`; `DeadLetter` copies the job to the dead-letter queue and deletes it.
+//! A producer that never settles a delivery (an HTTP function publishing an outbox event, the outbox relay)
+//! holds an [`SqsJobSender`] instead: the send side alone, which needs no dead-letter queue.
 //! This module turns SQS messages and errors into the port's types; nothing shaped like SQS leaves it.
 
 use std::collections::HashMap;
@@ -77,6 +79,69 @@ fn to_delivery(message: &Message) -> Result<Delivery, QueueError> {
     })
 }
 
+/// Refuses a queue URL that is not a FIFO queue's (FIFO names end in `.fifo`).
+fn require_fifo(url: &str) -> Result<(), QueueError> {
+    if url.ends_with(".fifo") {
+        Ok(())
+    } else {
+        Err(QueueError::Invalid(format!("{url} is not a FIFO queue; deduplication needs one")))
+    }
+}
+
+/// Sends `job` to the FIFO queue at `queue_url`, in a message group of its own.
+async fn send_job(client: &Client, queue_url: &str, job: NewJob) -> Result<(), QueueError> {
+    job.validate()?;
+    // A job without a deduplication id must never be taken for another, so it gets a fresh one.
+    let dedup_id = job.dedup_id.unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
+    client
+        .send_message()
+        .queue_url(queue_url)
+        .message_body(job.body)
+        .message_group_id(uuid::Uuid::now_v7().simple().to_string())
+        .message_deduplication_id(dedup_id)
+        .send()
+        .await
+        .map_err(|error| backend_error(error, "failed to send a job"))?;
+    Ok(())
+}
+
+/// The send side alone of an SQS FIFO queue: what a producer needs (the `JobQueue` port), for hosts where the
+/// platform, not this process, receives and settles the jobs. Cheap to clone: clones share the client.
+#[derive(Clone)]
+pub struct SqsJobSender {
+    client: Client,
+    queue_url: Arc<str>,
+}
+
+impl std::fmt::Debug for SqsJobSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqsJobSender").field("queue_url", &self.queue_url).finish_non_exhaustive()
+    }
+}
+
+impl SqsJobSender {
+    /// Sends to the queue at `queue_url`. Makes no request.
+    ///
+    /// # Errors
+    /// [`QueueError::Invalid`] when the URL is not a FIFO queue's (FIFO names end in `.fifo`).
+    pub fn new(client: Client, queue_url: impl Into<String>) -> Result<Self, QueueError> {
+        let queue_url = queue_url.into();
+        require_fifo(&queue_url)?;
+        Ok(Self { client, queue_url: Arc::from(queue_url) })
+    }
+
+    /// The queue's URL.
+    pub fn queue_url(&self) -> &str {
+        &self.queue_url
+    }
+}
+
+impl JobQueue for SqsJobSender {
+    fn send(&self, job: NewJob) -> impl Future<Output = Result<(), QueueError>> + Send {
+        send_job(&self.client, &self.queue_url, job)
+    }
+}
+
 /// A job queue on an SQS FIFO queue and its dead-letter queue. Cheap to clone: clones share the client.
 #[derive(Clone)]
 pub struct SqsJobQueue {
@@ -111,11 +176,14 @@ impl SqsJobQueue {
     ) -> Result<Self, QueueError> {
         let (queue_url, dead_letter_url) = (queue_url.into(), dead_letter_url.into());
         for url in [&queue_url, &dead_letter_url] {
-            if !url.ends_with(".fifo") {
-                return Err(QueueError::Invalid(format!("{url} is not a FIFO queue; deduplication needs one")));
-            }
+            require_fifo(url)?;
         }
         Ok(Self { client, queue_url: Arc::from(queue_url), dead_letter_url: Arc::from(dead_letter_url), settings })
+    }
+
+    /// The queue's URL.
+    pub fn queue_url(&self) -> &str {
+        &self.queue_url
     }
 
     /// Creates (or finds) the FIFO queue `<name>.fifo` and its dead-letter queue `<name>-dlq.fifo`, with the
@@ -161,22 +229,6 @@ impl SqsJobQueue {
             .queue_url
             .context("SQS created a queue without a URL")?;
         Ok(Self::new(client, queue_url, dead_letter_url, settings)?)
-    }
-
-    async fn send_job(&self, job: NewJob) -> Result<(), QueueError> {
-        job.validate()?;
-        // A job without a deduplication id must never be taken for another, so it gets a fresh one.
-        let dedup_id = job.dedup_id.unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
-        self.client
-            .send_message()
-            .queue_url(self.queue_url.as_ref())
-            .message_body(job.body)
-            .message_group_id(uuid::Uuid::now_v7().simple().to_string())
-            .message_deduplication_id(dedup_id)
-            .send()
-            .await
-            .map_err(|error| backend_error(error, "failed to send a job"))?;
-        Ok(())
     }
 
     async fn receive_jobs(&self, max: usize) -> Result<Vec<Delivery>, QueueError> {
@@ -334,7 +386,7 @@ impl SqsJobQueue {
 
 impl JobQueue for SqsJobQueue {
     fn send(&self, job: NewJob) -> impl Future<Output = Result<(), QueueError>> + Send {
-        self.send_job(job)
+        send_job(&self.client, &self.queue_url, job)
     }
 }
 
@@ -403,6 +455,8 @@ mod tests {
         let client = emulator_client("http://127.0.0.1:1");
         let standard = SqsJobQueue::new(client, "http://127.0.0.1:1/q", "http://127.0.0.1:1/d.fifo", CONTRACT_QUEUE_SETTINGS);
         assert!(matches!(standard, Err(QueueError::Invalid(_))), "{standard:?}");
+        let sender = SqsJobSender::new(emulator_client("http://127.0.0.1:1"), "http://127.0.0.1:1/q");
+        assert!(matches!(sender, Err(QueueError::Invalid(_))), "{sender:?}");
     }
 
     #[tokio::test]
@@ -426,6 +480,27 @@ mod tests {
         }
         assert!(reports.len() >= 7, "the suite ran {} cases", reports.len());
         assert_eq!(contract::failures(&reports), "");
+    }
+
+    #[tokio::test]
+    async fn a_sender_delivers_to_the_queue_once_per_deduplication_id() {
+        let Ok(endpoint) = std::env::var(SQS_ENDPOINT) else {
+            eprintln!("\n!!!! SKIPPED: {SQS_ENDPOINT} is not set, so the SQS job sender was NOT tested.\n");
+            return;
+        };
+        let client = emulator_client(&endpoint);
+        let run = uuid::Uuid::now_v7().simple().to_string();
+        let queue = SqsJobQueue::create(client.clone(), &format!("s{run}"), CONTRACT_QUEUE_SETTINGS)
+            .await
+            .unwrap_or_else(|error| panic!("{error:#}"));
+        let sender = SqsJobSender::new(client, queue.queue_url()).unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(sender.queue_url(), queue.queue_url());
+        for _ in 0..2 {
+            sender.send(NewJob::deduplicated("{\"n\":1}", format!("job-{run}"))).await.unwrap_or_else(|error| panic!("{error:?}"));
+        }
+        let delivered = queue.receive(10).await.unwrap_or_else(|error| panic!("{error:?}"));
+        let bodies: Vec<&str> = delivered.iter().map(|delivery| delivery.body.as_str()).collect();
+        assert_eq!(bodies, ["{\"n\":1}"], "a job sent twice with one deduplication id must arrive once");
     }
 
     #[tokio::test]

@@ -1,5 +1,5 @@
-//! The account functions' Lambda wiring (feature `aws`): their authentication configuration, read once per
-//! cold start from the environment ([`AuthEnv`]), and the layer that tells the routers who the client is
+//! The account functions' Lambda wiring (feature `aws`): their authentication configuration (first admin,
+//! login allowance, Argon2id costs), read once per cold start from the environment ([`AuthEnv`]), and the layer that tells the routers who the client is
 //! ([`with_client_address`]), taken from API Gateway's request context.
 //!
 //! It holds wiring only: the rules (what the first admin may do, how the login limit counts) live in
@@ -16,6 +16,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use lambda_http::request::RequestContext;
 
+use crate::adapters::argon2::{ARGON2_ITERATIONS, ARGON2_MEMORY_KIB, ARGON2_PARALLELISM, Argon2Settings};
 use crate::auth::AuthSettings;
 use crate::domain::Email;
 use crate::http::ClientAddress;
@@ -28,6 +29,11 @@ pub const STOREFRONT_ADMIN_EMAIL: &str = "STOREFRONT_ADMIN_EMAIL";
 /// `BucketSettings::LOGIN_PER_CLIENT`. `template.yaml` sets it from the `LoginAttemptsPerClient` parameter.
 pub const STOREFRONT_LOGIN_ATTEMPTS_PER_CLIENT: &str = "STOREFRONT_LOGIN_ATTEMPTS_PER_CLIENT";
 
+// Argon2id's costs are read under the names every host shares, `adapters::argon2::ARGON2_MEMORY_KIB`
+// (`STOREFRONT_ARGON2_MEMORY_KIB`), `ARGON2_ITERATIONS` (`STOREFRONT_ARGON2_ITERATIONS`) and `ARGON2_PARALLELISM`
+// (`STOREFRONT_ARGON2_PARALLELISM`); unset or empty keeps OWASP's m = 19456 KiB, t = 2, p = 1. `template.yaml`
+// sets them from the `Argon2MemoryKiB`, `Argon2Iterations` and `Argon2Parallelism` parameters.
+
 /// The account functions' authentication configuration, read once per cold start.
 #[derive(Debug, Clone)]
 pub struct AuthEnv {
@@ -35,6 +41,8 @@ pub struct AuthEnv {
     pub first_admin: Option<Email>,
     /// Login attempts per client address in a burst.
     pub login_attempts_per_client: u32,
+    /// Argon2id's costs for new password hashes (checked against OWASP's minimums and Argon2's limits).
+    pub password: Argon2Settings,
 }
 
 impl AuthEnv {
@@ -53,7 +61,12 @@ impl AuthEnv {
                 .with_context(|| format!("{STOREFRONT_LOGIN_ATTEMPTS_PER_CLIENT} must be a whole number above 0"))?,
             None => BucketSettings::LOGIN_PER_CLIENT.capacity,
         };
-        Ok(Self { first_admin, login_attempts_per_client })
+        let password = password_settings(
+            optional(ARGON2_MEMORY_KIB).as_deref(),
+            optional(ARGON2_ITERATIONS).as_deref(),
+            optional(ARGON2_PARALLELISM).as_deref(),
+        )?;
+        Ok(Self { first_admin, login_attempts_per_client, password })
     }
 
     /// The authentication settings: the defaults with this first admin and per-client allowance.
@@ -65,6 +78,20 @@ impl AuthEnv {
             ..defaults
         }
     }
+}
+
+/// Argon2id's costs from the three variables' texts, through the parser every host shares. The error always
+/// names the variables: the parser names one when it is not a number, but not when the costs are too low.
+fn password_settings(memory_kib: Option<&str>, iterations: Option<&str>, parallelism: Option<&str>) -> anyhow::Result<Argon2Settings> {
+    Argon2Settings::configured(memory_kib, iterations, parallelism).map_err(|error| {
+        let text = error.to_string();
+        let names = [ARGON2_MEMORY_KIB, ARGON2_ITERATIONS, ARGON2_PARALLELISM];
+        if names.iter().any(|name| text.contains(name)) {
+            anyhow::anyhow!(text)
+        } else {
+            anyhow::anyhow!("{}: {text}", names.join(", "))
+        }
+    })
 }
 
 /// A variable's text; `None` when it is unset or empty. (Kept here rather than shared with `lambda.rs`, so that
@@ -146,10 +173,29 @@ mod tests {
     #[test]
     fn the_settings_keep_the_defaults_but_the_first_admin_and_the_allowance() {
         let boss = Email::parse("boss@example.com").unwrap_or_else(|error| panic!("{error}"));
-        let settings = AuthEnv { first_admin: Some(boss.clone()), login_attempts_per_client: 500 }.settings();
+        let settings =
+            AuthEnv { first_admin: Some(boss.clone()), login_attempts_per_client: 500, password: Argon2Settings::default() }
+                .settings();
         assert_eq!(settings.first_admin, Some(boss));
         assert_eq!(settings.per_client.capacity, 500);
         assert_eq!(settings.per_client.refill_every, BucketSettings::LOGIN_PER_CLIENT.refill_every);
         assert_eq!(settings.per_account, AuthSettings::default().per_account);
+    }
+
+    #[test]
+    fn argon2_costs_default_to_owasps_and_a_bad_value_names_its_variable() {
+        assert_eq!(password_settings(None, None, None).ok(), Some(Argon2Settings::default()));
+        let stronger = password_settings(Some(" 65536 "), Some("3"), Some("2")).ok();
+        assert_eq!(stronger, Some(Argon2Settings { memory_kib: 65_536, iterations: 3, parallelism: 2 }));
+        let not_a_number = password_settings(None, Some("two"), None).map_err(|error| error.to_string());
+        assert!(not_a_number.as_ref().is_err_and(|text| text.contains(ARGON2_ITERATIONS)), "{not_a_number:?}");
+        // Too cheap: the parser names no variable, so all three are named.
+        let weak = password_settings(Some("1024"), Some("1"), None).map_err(|error| error.to_string());
+        assert!(
+            weak.as_ref().is_err_and(|text| text.contains(ARGON2_MEMORY_KIB) && text.contains(ARGON2_ITERATIONS) && text.contains("OWASP")),
+            "{weak:?}"
+        );
+        let no_lanes = password_settings(None, None, Some("0")).map_err(|error| error.to_string());
+        assert!(no_lanes.as_ref().is_err_and(|text| text.contains(ARGON2_PARALLELISM)), "{no_lanes:?}");
     }
 }

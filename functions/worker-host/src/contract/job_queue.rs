@@ -118,7 +118,7 @@ async fn record(store: &Store, clock: &dyn Clock, run: &str, prefix: &str, mut d
 }
 
 /// The store and clock a consumer records with.
-async fn recorder(env: &Env) -> anyhow::Result<(Store, Arc<dyn Clock>)> {
+pub(crate) async fn recorder(env: &Env) -> anyhow::Result<(Store, Arc<dyn Clock>)> {
     let clock: Arc<dyn Clock> = Arc::new(JsClock::default());
     let store = crate::app::store(env, Arc::clone(&clock)).await?;
     Ok((store, clock))
