@@ -94,9 +94,10 @@ if (not {"TABLE_NAME", "STOREFRONT_SECRET", "PRIVACY_QUEUE_URL"} <= set(config_r
         or "JOBS_QUEUE_URL" not in config_reads["JobsConfig"]
         or not {"TABLE_NAME", "PRIVACY_QUEUE_URL"} <= set(config_reads["RelayConfig"])):
     sys.exit(f"could not read the config consts of shared/src/lambda.rs: {config_reads}")
-entries = {"run_http": "HttpConfig", "run_jobs": "JobsConfig", "run_outbox_relay": "RelayConfig"}
-# The account functions' main.rs also read shared::lambda::auth::AuthEnv (first admin, login allowance, and the
-# Argon2id costs under the names of shared/src/adapters/argon2.rs, which every host shares).
+entries = {"run_http": "HttpConfig", "auth::run_account_http": "HttpConfig", "run_jobs": "JobsConfig", "run_outbox_relay": "RelayConfig"}
+http_entries = ("run_http", "auth::run_account_http")
+# The account functions' entry, shared::lambda::auth::run_account_http, also reads AuthEnv (first admin, login
+# allowance, and the Argon2id costs under the names of shared/src/adapters/argon2.rs, which every host shares).
 auth_rs = pathlib.Path("shared/src/lambda/auth.rs").read_text()
 argon2_rs = pathlib.Path("shared/src/adapters/argon2.rs").read_text()
 auth_consts = dict(re.findall(r'pub const ([A-Z0-9_]+): &str = "([A-Z0-9_]+)";', auth_rs + argon2_rs))
@@ -135,13 +136,13 @@ for name, function in functions.items():
         problems.append(f"{name}: {main} calls none of shared::lambda::{', '.join(entries)}")
         continue
     read = list(config_reads[entries[entry.group(1)]])
-    if "AuthEnv::from_env()" in main.read_text():
+    if entry.group(1) == "auth::run_account_http":
         read += auth_reads
     lib = (crate / "src" / "lib.rs").read_text() if (crate / "src" / "lib.rs").is_file() else ""
     # An HTTP function reads PRIVACY_QUEUE_URL only to publish the outbox events it commits: one that commits none
     # must not be given it (nor the right to send), one that does must be.
     publishes = entry.group(1) == "run_outbox_relay" or "publish_committed" in lib
-    if entry.group(1) == "run_http" and not publishes:
+    if entry.group(1) in http_entries and not publishes:
         read.remove("PRIVACY_QUEUE_URL")
     names = env_names | set(props.get("Environment", {}).get("Variables", {}))
     for value in read:
@@ -155,7 +156,7 @@ for name, function in functions.items():
     if any(isinstance(p, str) or "DynamoDBCrudPolicy" in p for p in props.get("Policies", [])):
         problems.append(f"{name}: use explicit least-privilege statements, not managed or CRUD policies")
     # A function whose router serves only GET is read-only; one that serves a write method may write.
-    reads_only = entry.group(1) == "run_http" and not re.search(r"\b(post|put|delete|patch)\(", lib)
+    reads_only = entry.group(1) in http_entries and not re.search(r"\b(post|put|delete|patch)\(", lib)
     if reads_only and any(write_actions.match(a) for a in actions):
         problems.append(f"{name}: a read-only function has write actions {actions}")
     if "dynamodb:TransactWriteItems" in actions or "dynamodb:UpdateItem" in actions:

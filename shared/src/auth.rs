@@ -132,6 +132,19 @@ impl Default for AuthSettings {
     }
 }
 
+impl AuthSettings {
+    /// The defaults with what a host's configuration may change: the first admin and the per-client login
+    /// allowance (a burst of `login_attempts_per_client`, refilled at the default rate).
+    pub fn for_host(first_admin: Option<Email>, login_attempts_per_client: u32) -> Self {
+        let defaults = Self::default();
+        Self {
+            first_admin,
+            per_client: BucketSettings { capacity: login_attempts_per_client, ..defaults.per_client },
+            ..defaults
+        }
+    }
+}
+
 /// The authentication service, generic over the store, the hasher and the token signer.
 pub struct Auth<S, H, T> {
     accounts: Accounts<S>,

@@ -25,9 +25,11 @@ use aws_smithy_runtime_api::client::http::{HttpConnectorSettings, SharedHttpClie
 use tracing_subscriber::filter::LevelFilter;
 
 use crate::adapters::QueueSettings;
+use crate::adapters::argon2::Argon2Settings;
 use crate::adapters::dynamodb::DynamoItemStore;
 use crate::adapters::sqs::{SqsJobQueue, SqsJobSender};
 use crate::adapters::system::{SystemClock, UuidIds};
+use crate::auth::AuthSettings;
 use crate::http::{AppState, Keys};
 use crate::outbox::{Outbox, Publisher, RelayReport, Topics};
 use crate::ports::{Delivery, Outcome, StoreError};
@@ -254,12 +256,24 @@ pub fn run_http<F>(router: F) -> Result<(), Error>
 where
     F: FnOnce(AppState<DynamoItemStore>) -> axum::Router,
 {
+    run_http_with(AuthSettings::default(), Argon2Settings::default(), router)
+}
+
+/// [`run_http`] with these authentication settings and Argon2id costs (the account functions' entry,
+/// `auth::run_account_http`, reads them from the environment).
+///
+/// # Errors
+/// As [`run_http`], or when Argon2 refuses the costs.
+pub fn run_http_with<F>(auth: AuthSettings, password: Argon2Settings, router: F) -> Result<(), Error>
+where
+    F: FnOnce(AppState<DynamoItemStore>) -> axum::Router,
+{
     init_logs();
     runtime()?.block_on(async move {
         let cfg = HttpConfig::from_env()?;
         let http = https_client()?;
         let store = DynamoItemStore::new(cfg.aws.dynamodb(&http), cfg.table, Arc::new(SystemClock));
-        let mut state = AppState::new(store, Arc::new(SystemClock), Arc::new(UuidIds), cfg.keys);
+        let mut state = AppState::configured(store, Arc::new(SystemClock), Arc::new(UuidIds), cfg.keys, auth, password)?;
         if let Some(privacy_queue_url) = &cfg.privacy_queue_url {
             state = state.with_publisher(publisher(&cfg.aws, &http, privacy_queue_url)?);
         }

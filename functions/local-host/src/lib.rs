@@ -164,16 +164,14 @@ pub fn app(state: AppState<Store>) -> Router {
         .layer(axum::middleware::from_fn(client_address))
 }
 
-/// The application state with the authentication settings of `config`.
-fn configured(state: AppState<Store>, config: &Config) -> anyhow::Result<AppState<Store>> {
-    let mut settings = AuthSettings::default();
-    settings.per_client.capacity = config.login_attempts_per_client;
-    if let Some(text) = &config.admin_email {
+/// The authentication settings and Argon2id costs of `config`.
+fn account_settings(config: &Config) -> anyhow::Result<(AuthSettings, Argon2Settings)> {
+    let first_admin = match &config.admin_email {
         // The address is configuration, not personal data of a request; still, say only what is wrong.
-        let email = Email::parse(text).map_err(|error| anyhow::anyhow!("--admin-email / STOREFRONT_ADMIN_EMAIL: {error}"))?;
-        settings.first_admin = Some(email);
-    }
-    let state = state.with_auth_settings(settings).context("invalid authentication settings")?;
+        Some(text) => Some(Email::parse(text).map_err(|error| anyhow::anyhow!("--admin-email / STOREFRONT_ADMIN_EMAIL: {error}"))?),
+        None => None,
+    };
+    let settings = AuthSettings::for_host(first_admin, config.login_attempts_per_client);
     let password_params = if config.insecure_fast_passwords {
         tracing::warn!("passwords are hashed with insecure test parameters (--insecure-fast-passwords)");
         Argon2Settings::insecure_for_tests()
@@ -185,7 +183,7 @@ fn configured(state: AppState<Store>, config: &Config) -> anyhow::Result<AppStat
         )
         .context("--argon2-memory-kib / --argon2-iterations / --argon2-parallelism")?
     };
-    state.with_password_params(password_params).context("invalid password parameters")
+    Ok((settings, password_params))
 }
 
 /// A running server.
@@ -211,7 +209,9 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
     let db = SqliteDb::open(&config.data, clock.clone())?;
     let keys = Keys::derive(&load_or_create_secret(&config.data)?).context("the data file's secret is too short")?;
     let publisher: Publisher = Arc::new(Topics { privacy: db.job_queue(PRIVACY_QUEUE, QueueSettings::default()) });
-    let state = configured(AppState::new(db.item_store(), clock.clone(), ids.clone(), keys), &config)?
+    let (settings, password_params) = account_settings(&config)?;
+    let state = AppState::configured(db.item_store(), clock.clone(), ids.clone(), keys, settings, password_params)
+        .context("invalid password parameters")?
         .with_publisher(publisher.clone());
     let seeded = if config.no_seed { 0 } else { state.catalog.seed_demo_if_empty(&ids, &clock).await? };
     let listener = TcpListener::bind((config.host, config.port))

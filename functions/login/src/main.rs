@@ -1,18 +1,8 @@
 //! The `login` function on AWS Lambda: `POST /auth/login` behind API Gateway (HTTP API payload v2 or REST
 //! payload v1). Wiring only: the first admin, the login allowance and the Argon2id costs come from the environment
-//! (`shared::lambda::auth::AuthEnv`), the client's address from API Gateway's request context, and
+//! (`shared::lambda::auth::run_account_http` reads `AuthEnv`), the client's address from API Gateway's request context, and
 //! `shared::lambda` builds the DynamoDB store once per cold start and serves `login::router`; no rule lives here.
 
-use shared::lambda::auth::{AuthEnv, with_client_address};
-
 fn main() -> Result<(), shared::lambda::Error> {
-    let auth = AuthEnv::from_env()?;
-    shared::lambda::run_http(move |state| {
-        // AuthEnv::from_env checked both at cold start (Argon2's limits included), so neither can fail here.
-        let state = state
-            .with_auth_settings(auth.settings())
-            .and_then(|state| state.with_password_params(auth.password))
-            .expect("the authentication settings are valid");
-        with_client_address(login::router(state))
-    })
+    shared::lambda::auth::run_account_http(login::router)
 }

@@ -1,20 +1,10 @@
 //! The `me` function on AWS Lambda: `GET /me`, `DELETE /me` and `POST /me/export` behind API Gateway (HTTP API
 //! payload v2 or REST payload v1). Wiring only: the first admin, the login allowance and the Argon2id costs come
-//! from the environment (`shared::lambda::auth::AuthEnv`), the client's address from API Gateway's request
+//! from the environment (`shared::lambda::auth::run_account_http` reads `AuthEnv`), the client's address from API Gateway's request
 //! context, and `shared::lambda` builds the DynamoDB store once per cold start, with the privacy queue's publisher
 //! when `PRIVACY_QUEUE_URL` is set (the privacy jobs the requests commit are sent right away; the outbox relay
 //! sends any left behind), and serves `me::router`; no rule lives here.
 
-use shared::lambda::auth::{AuthEnv, with_client_address};
-
 fn main() -> Result<(), shared::lambda::Error> {
-    let auth = AuthEnv::from_env()?;
-    shared::lambda::run_http(move |state| {
-        // AuthEnv::from_env checked both at cold start (Argon2's limits included), so neither can fail here.
-        let state = state
-            .with_auth_settings(auth.settings())
-            .and_then(|state| state.with_password_params(auth.password))
-            .expect("the authentication settings are valid");
-        with_client_address(me::router(state))
-    })
+    shared::lambda::auth::run_account_http(me::router)
 }

@@ -21,7 +21,6 @@ use shared::http::extract::MAX_BUFFERED_BODY_BYTES;
 use shared::http::{ApiError, AppState, ClientAddress};
 use shared::outbox::{Publisher, Topic, Topics};
 use shared::ports::{Clock, IdGen};
-use shared::rate_limit::BucketSettings;
 use tower::ServiceExt as _;
 use worker::{Env, HttpRequest};
 
@@ -74,17 +73,10 @@ async fn build(env: &Env) -> anyhow::Result<(Router, AppState<Store>, Option<KvL
     let clock: Arc<dyn Clock> = Arc::new(JsClock::default());
     let ids: Arc<dyn IdGen> = Arc::new(CryptoIds::default());
     let store = store(env, Arc::clone(&clock)).await?;
-    let defaults = AuthSettings::default();
-    let auth_settings = AuthSettings {
-        first_admin: config.first_admin,
-        per_client: BucketSettings { capacity: config.login_attempts_per_client, ..defaults.per_client },
-        ..defaults
-    };
-    let mut state = AppState::new(store.clone(), Arc::clone(&clock), ids, config.keys)
-        .with_auth_settings(auth_settings)
-        .context("invalid authentication settings")?
-        .with_password_params(config.password_params)
-        .context("invalid password parameters")?;
+    let auth_settings = AuthSettings::for_host(config.first_admin, config.login_attempts_per_client);
+    let mut state =
+        AppState::configured(store.clone(), Arc::clone(&clock), ids, config.keys, auth_settings, config.password_params)
+            .context("invalid password parameters")?;
     // Without the binding, committed events simply wait in the outbox; the tick says so loudly.
     if let Some(publisher) = publisher(env, &store, &clock) {
         state = state.with_publisher(publisher);

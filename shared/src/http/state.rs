@@ -5,7 +5,8 @@
 //! the clock and id generator are small synchronous traits, so one `Arc<dyn ..>` serves every host. The id
 //! generator is also the random source (salts, refresh tokens), so `AppState::new` needs nothing more to build
 //! `Auth`: Argon2id with OWASP's parameters, HS256 access tokens signed with `Keys::access_tokens`, and the
-//! default issuer and audience. Hosts and tests adjust it with the `with_*` builder methods.
+//! default issuer and audience. Hosts build it once with their settings (`AppState::configured`); tests adjust
+//! it with the `with_*` builder methods, each of which rebuilds it.
 
 use std::sync::Arc;
 
@@ -139,13 +140,29 @@ impl<S: ItemStore + Clone> AppState<S> {
     /// The state for a host, with the default authentication settings (OWASP's Argon2id minimum, 15-minute
     /// access tokens for [`DEFAULT_TOKEN_AUDIENCE`] from [`DEFAULT_TOKEN_ISSUER`], no first admin).
     pub fn new(store: S, clock: Arc<dyn Clock>, ids: Arc<dyn IdGen>, keys: Keys) -> Self {
-        let auth_config = AuthConfig::default();
         // The defaults are valid by construction: OWASP's parameters are within Argon2's limits, the derived
         // key is 32 bytes, and the issuer, audience and lifetime are set. A test pins this down.
         #[allow(clippy::expect_used)]
-        let auth = build_auth(&store, &clock, &ids, &keys, &auth_config)
-            .expect("the default authentication settings are valid");
-        Self { catalog: Catalog::new(store.clone()), store, clock, ids, keys, auth: Arc::new(auth), publisher: None, auth_config }
+        Self::configured(store, clock, ids, keys, AuthSettings::default(), Argon2Settings::default())
+            .expect("the default authentication settings are valid")
+    }
+
+    /// The state for a host, with its authentication settings and Argon2id costs, building `Auth` once (the
+    /// `with_*` builders rebuild it on every call, which a host's start-up or a Worker's request should not pay).
+    ///
+    /// # Errors
+    /// [`AuthConfigError::PasswordParams`] when Argon2 refuses the costs.
+    pub fn configured(
+        store: S,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGen>,
+        keys: Keys,
+        auth: AuthSettings,
+        password: Argon2Settings,
+    ) -> Result<Self, AuthConfigError> {
+        let auth_config = AuthConfig { password, auth, ..AuthConfig::default() };
+        let built = build_auth(&store, &clock, &ids, &keys, &auth_config)?;
+        Ok(Self { catalog: Catalog::new(store.clone()), store, clock, ids, keys, auth: Arc::new(built), publisher: None, auth_config })
     }
 
     fn rebuilt(mut self, change: impl FnOnce(&mut AuthConfig)) -> Result<Self, AuthConfigError> {

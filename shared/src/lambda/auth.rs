@@ -17,9 +17,10 @@ use axum::response::Response;
 use lambda_http::request::RequestContext;
 
 use crate::adapters::argon2::{ARGON2_ITERATIONS, ARGON2_MEMORY_KIB, ARGON2_PARALLELISM, Argon2Settings};
+use crate::adapters::dynamodb::DynamoItemStore;
 use crate::auth::AuthSettings;
 use crate::domain::Email;
-use crate::http::ClientAddress;
+use crate::http::{AppState, ClientAddress};
 use crate::rate_limit::BucketSettings;
 
 /// The e-mail address whose registration gets the admin role (the first admin); unset or empty for none.
@@ -71,13 +72,22 @@ impl AuthEnv {
 
     /// The authentication settings: the defaults with this first admin and per-client allowance.
     pub fn settings(&self) -> AuthSettings {
-        let defaults = AuthSettings::default();
-        AuthSettings {
-            first_admin: self.first_admin.clone(),
-            per_client: BucketSettings { capacity: self.login_attempts_per_client, ..defaults.per_client },
-            ..defaults
-        }
+        AuthSettings::for_host(self.first_admin.clone(), self.login_attempts_per_client)
     }
+}
+
+/// Runs an account function: reads [`AuthEnv`] once per cold start, then serves `router` as
+/// [`crate::lambda::run_http`] does, on a state built with those settings, with the client address of every
+/// request taken from its Lambda request context.
+///
+/// # Errors
+/// When a variable is missing or invalid, or as [`crate::lambda::run_http`].
+pub fn run_account_http<F>(router: F) -> Result<(), crate::lambda::Error>
+where
+    F: FnOnce(AppState<DynamoItemStore>) -> Router,
+{
+    let auth = AuthEnv::from_env()?;
+    crate::lambda::run_http_with(auth.settings(), auth.password, move |state| with_client_address(router(state)))
 }
 
 /// Argon2id's costs from the three variables' texts, through the parser every host shares. The error always
