@@ -78,14 +78,14 @@ def refs(node, path):
 refs(template.get("Globals", {}), "Globals")
 refs(resources, "Resources")
 functions = {name: r for name, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
-# The variables each config struct of shared::lambda reads, by name (its consts, character for character).
-lambda_rs = pathlib.Path("shared/src/lambda.rs").read_text()
+# The variables each config struct of lambda_host reads, by name (its consts, character for character).
+lambda_rs = pathlib.Path("functions/lambda-host/src/lib.rs").read_text()
 consts = dict(re.findall(r'pub const ([A-Z_]+): &str = "([A-Z_]+)";', lambda_rs))
 config_reads = {}
 for struct in ("HttpConfig", "JobsConfig", "RelayConfig", "AwsConfig"):
     body = re.search(r"impl " + struct + r" \{\n(.*?)\n\}\n", lambda_rs, re.S)
     if not body:
-        sys.exit(f"shared/src/lambda.rs has no impl {struct}")
+        sys.exit(f"functions/lambda-host/src/lib.rs has no impl {struct}")
     config_reads[struct] = [consts[c] for c in re.findall(r"(?:required|optional)\(([A-Z_]+)\)", body.group(1))]
 for struct in ("HttpConfig", "JobsConfig", "RelayConfig"):
     if "AwsConfig::from_env()" in re.search(r"impl " + struct + r" \{\n(.*?)\n\}\n", lambda_rs, re.S).group(1):
@@ -93,21 +93,21 @@ for struct in ("HttpConfig", "JobsConfig", "RelayConfig"):
 if (not {"TABLE_NAME", "STOREFRONT_SECRET", "PRIVACY_QUEUE_URL"} <= set(config_reads["HttpConfig"])
         or "JOBS_QUEUE_URL" not in config_reads["JobsConfig"]
         or not {"TABLE_NAME", "PRIVACY_QUEUE_URL"} <= set(config_reads["RelayConfig"])):
-    sys.exit(f"could not read the config consts of shared/src/lambda.rs: {config_reads}")
+    sys.exit(f"could not read the config consts of functions/lambda-host/src/lib.rs: {config_reads}")
 entries = {"run_http": "HttpConfig", "auth::run_account_http": "HttpConfig", "run_jobs": "JobsConfig", "run_outbox_relay": "RelayConfig"}
 http_entries = ("run_http", "auth::run_account_http")
-# The account functions' entry, shared::lambda::auth::run_account_http, also reads AuthEnv (first admin, login
+# The account functions' entry, lambda_host::auth::run_account_http, also reads AuthEnv (first admin, login
 # allowance, and the Argon2id costs under the names of shared/src/adapters/argon2.rs, which every host shares).
-auth_rs = pathlib.Path("shared/src/lambda/auth.rs").read_text()
+auth_rs = pathlib.Path("functions/lambda-host/src/auth.rs").read_text()
 argon2_rs = pathlib.Path("shared/src/adapters/argon2.rs").read_text()
 auth_consts = dict(re.findall(r'pub const ([A-Z0-9_]+): &str = "([A-Z0-9_]+)";', auth_rs + argon2_rs))
 auth_body = re.search(r"impl AuthEnv \{\n(.*?)\n\}\n", auth_rs, re.S)
 if not auth_body:
-    sys.exit("shared/src/lambda/auth.rs has no impl AuthEnv")
+    sys.exit("functions/lambda-host/src/auth.rs has no impl AuthEnv")
 auth_reads = [auth_consts[c] for c in re.findall(r"(?:required|optional)\(([A-Z0-9_]+)\)", auth_body.group(1))]
 argon2_names = {"STOREFRONT_ARGON2_MEMORY_KIB", "STOREFRONT_ARGON2_ITERATIONS", "STOREFRONT_ARGON2_PARALLELISM"}
 if set(auth_reads) != {"STOREFRONT_ADMIN_EMAIL", "STOREFRONT_LOGIN_ATTEMPTS_PER_CLIENT"} | argon2_names:
-    sys.exit(f"could not read the config consts of shared/src/lambda/auth.rs: {auth_reads}")
+    sys.exit(f"could not read the config consts of functions/lambda-host/src/auth.rs: {auth_reads}")
 # The Argon2 parameters' defaults are the code's defaults (OWASP's), so a stack deployed with defaults hashes as
 # every other host does.
 code_default = re.search(r"Self \{ memory_kib: ([0-9_]+), iterations: ([0-9_]+), parallelism: ([0-9_]+) \}", argon2_rs)
@@ -130,10 +130,10 @@ for name, function in functions.items():
         problems.append(f"{name}: the logical id of crate {crate.name} must be {expected}")
     if function.get("Metadata", {}).get("BuildMethod") != "rust-cargolambda":
         problems.append(f"{name}: BuildMethod must be rust-cargolambda")
-    # main.rs is wiring: it hands over to shared::lambda, whose config structs name every variable read.
-    entry = re.search(r"shared::lambda::(" + "|".join(entries) + r")\(", main.read_text())
+    # main.rs is wiring: it hands over to lambda_host, whose config structs name every variable read.
+    entry = re.search(r"lambda_host::(" + "|".join(entries) + r")\(", main.read_text())
     if not entry:
-        problems.append(f"{name}: {main} calls none of shared::lambda::{', '.join(entries)}")
+        problems.append(f"{name}: {main} calls none of lambda_host::{', '.join(entries)}")
         continue
     read = list(config_reads[entries[entry.group(1)]])
     if entry.group(1) == "auth::run_account_http":
@@ -148,7 +148,7 @@ for name, function in functions.items():
     for value in read:
         # Lambda itself sets AWS_*; DEMO_SEED is for local runs only.
         if not value.startswith("AWS_") and value != "DEMO_SEED" and value not in names:
-            problems.append(f"{name}: shared::lambda reads {value} for it, which the template does not set")
+            problems.append(f"{name}: lambda_host reads {value} for it, which the template does not set")
     for value in names - set(read) - {"AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH"}:
         problems.append(f"{name}: the template sets {value}, which the function never reads")
     statements = [s for p in props.get("Policies", []) if isinstance(p, dict) for s in p.get("Statement", [])]
@@ -261,7 +261,8 @@ PY
 }
 
 say "contract suites: DynamoItemStore on DynamoDB Local, SqsJobQueue and SqsJobSender on moto, the outbox relay on both"
-run_tests "$log" -- cargo test -p shared --features aws,local,testkit --lib -- adapters::dynamodb adapters::sqs lambda:: jobs:: --nocapture
+run_tests "$log" -- cargo test -p shared --features aws,local,testkit --lib -- adapters::dynamodb adapters::sqs jobs:: --nocapture
+run_tests "$log" -- cargo test -p lambda-host --features aws,testkit --lib -- --nocapture
 if grep -q "SKIPPED" "$log"; then
   die "an AWS contract suite was skipped although the emulators run"
 fi

@@ -3,7 +3,8 @@
 //! It owns the domain rules (`domain`), the ports through which the domain reaches the outside (`ports`),
 //! the typed repositories written once on top of the item store (`catalog`, `accounts`, `sessions`, `rate_limit`),
 //! the authentication use cases (`auth`), the HTTP pieces every
-//! endpoint uses (`http`), one adapter per backend (`adapters`) and the Lambda bootstrap (`lambda`, feature `aws`).
+//! endpoint uses (`http`) and one adapter per backend (`adapters`). The hosts that wire them live in
+//! `functions/lambda-host`, `functions/worker-host` and `functions/local-host`.
 //! With no features it builds for `wasm32-unknown-unknown`: nothing here may call an API that panics there.
 #![warn(missing_docs)]
 
@@ -17,8 +18,6 @@ pub mod demo;
 pub mod domain;
 pub mod http;
 pub mod jobs;
-#[cfg(feature = "aws")]
-pub mod lambda;
 pub mod outbox;
 pub mod ports;
 pub mod rate_limit;

@@ -1,8 +1,8 @@
 //! The `logout` function on AWS Lambda: `POST /auth/logout` behind API Gateway (HTTP API payload v2 or REST
 //! payload v1). Wiring only: the first admin, the login allowance and the Argon2id costs come from the environment
-//! (`shared::lambda::auth::run_account_http` reads `AuthEnv`), the client's address from API Gateway's request context, and
-//! `shared::lambda` builds the DynamoDB store once per cold start and serves `logout::router`; no rule lives here.
+//! (`lambda_host::auth::run_account_http` reads `AuthEnv`), the client's address from API Gateway's request context, and
+//! `lambda_host` builds the DynamoDB store once per cold start and serves `logout::router`; no rule lives here.
 
-fn main() -> Result<(), shared::lambda::Error> {
-    shared::lambda::auth::run_account_http(logout::router)
+fn main() -> Result<(), lambda_host::Error> {
+    lambda_host::auth::run_account_http(logout::router)
 }

@@ -1,7 +1,7 @@
 //! The `product` function on AWS Lambda: `GET /products/{id}` behind API Gateway (HTTP API payload v2 or REST
-//! payload v1). Wiring only: `shared::lambda` reads the configuration, builds the DynamoDB store once per
+//! payload v1). Wiring only: `lambda_host` reads the configuration, builds the DynamoDB store once per
 //! cold start and serves `product::router` through `lambda_http`; no rule lives here.
 
-fn main() -> Result<(), shared::lambda::Error> {
-    shared::lambda::run_http(product::router)
+fn main() -> Result<(), lambda_host::Error> {
+    lambda_host::run_http(product::router)
 }

@@ -1,7 +1,7 @@
 //! The `products` function on AWS Lambda: `GET /products` (the catalog search) behind API Gateway (HTTP API payload v2 or REST
-//! payload v1). Wiring only: `shared::lambda` reads the configuration, builds the DynamoDB store once per
+//! payload v1). Wiring only: `lambda_host` reads the configuration, builds the DynamoDB store once per
 //! cold start and serves `products::router` through `lambda_http`; no rule lives here.
 
-fn main() -> Result<(), shared::lambda::Error> {
-    shared::lambda::run_http(products::router)
+fn main() -> Result<(), lambda_host::Error> {
+    lambda_host::run_http(products::router)
 }

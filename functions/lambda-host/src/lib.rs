@@ -1,8 +1,9 @@
-//! The AWS Lambda bootstrap every function's `main.rs` calls (feature `aws`): typed configuration read once
-//! from the environment Lambda sets, the SDK clients built once per cold start, and the three entry shapes,
-//! [`run_http`] (`lambda_http` around a function's router, publishing committed outbox events when a queue is
-//! configured), [`run_jobs`] (a `lambda_runtime` SQS consumer that reports partial batch failures) and
-//! [`run_outbox_relay`] (a scheduled `lambda_runtime` function that publishes what is left in the outbox).
+//! The Lambda host crate, the AWS Lambda bootstrap every function's `main.rs` calls (feature `aws`): typed
+//! configuration read once from the environment Lambda sets, the SDK clients built once per cold start, and the
+//! three entry shapes, [`run_http`] (`lambda_http` around a function's router, publishing committed outbox events
+//! when a queue is configured), [`run_jobs`] (a `lambda_runtime` SQS consumer that reports partial batch
+//! failures) and [`run_outbox_relay`] (a scheduled `lambda_runtime` function that publishes what is left in the
+//! outbox).
 //! It holds wiring only: no rule lives here, and nothing below it reads the environment.
 //!
 //! Cold start is why the SDK is configured by hand instead of through `aws_config::load`: on Lambda the
@@ -10,6 +11,10 @@
 //! chain (profile files, SSO, web identity, the container and instance metadata services) buys nothing and
 //! costs init time. The HTTPS client is built once here, with the trust roots compiled in (only the roots
 //! AWS endpoints chain to), so no cold start reads the system trust store.
+//!
+//! Without the feature `aws` the crate is empty, so that `cargo build --workspace` and `cargo test --workspace`
+//! build neither the AWS SDK nor the Lambda runtime.
+#![cfg(feature = "aws")]
 
 pub mod auth;
 
@@ -24,15 +29,15 @@ use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore};
 use aws_smithy_runtime_api::client::http::{HttpConnectorSettings, SharedHttpClient, SharedHttpConnector, http_client_fn};
 use tracing_subscriber::filter::LevelFilter;
 
-use crate::adapters::QueueSettings;
-use crate::adapters::argon2::Argon2Settings;
-use crate::adapters::dynamodb::DynamoItemStore;
-use crate::adapters::sqs::{SqsJobQueue, SqsJobSender};
-use crate::adapters::system::{SystemClock, UuidIds};
-use crate::auth::AuthSettings;
-use crate::http::{AppState, Keys};
-use crate::outbox::{Outbox, Publisher, RelayReport, Topics};
-use crate::ports::{Delivery, Outcome, StoreError};
+use shared::adapters::QueueSettings;
+use shared::adapters::argon2::Argon2Settings;
+use shared::adapters::dynamodb::DynamoItemStore;
+use shared::adapters::sqs::{SqsJobQueue, SqsJobSender};
+use shared::adapters::system::{SystemClock, UuidIds};
+use shared::auth::AuthSettings;
+use shared::http::{AppState, Keys};
+use shared::outbox::{Outbox, Publisher, RelayReport, Topics};
+use shared::ports::{Delivery, Outcome, StoreError};
 
 /// The error a Lambda entry point returns.
 pub type Error = lambda_runtime::Error;
@@ -163,7 +168,7 @@ pub fn publisher(aws: &AwsConfig, http: &SharedHttpClient, privacy_queue_url: &s
 /// cross-signs them), as PEM: the Mozilla roots with those subjects, copied out of `webpki-root-certs` (a test
 /// checks the copy against the crate). Picking them out of the whole compiled-in list at cold start instead
 /// touched all ~150 roots, about 200 KB of the binary, on every cold start.
-const AWS_TRUST_ROOTS_PEM: &str = include_str!("lambda/aws-roots.pem");
+const AWS_TRUST_ROOTS_PEM: &str = include_str!("aws-roots.pem");
 
 /// The one HTTPS client every SDK client of the process shares: rustls with the AWS roots, its connector
 /// (TLS configuration and connection pool) built now rather than on the first request.
@@ -282,7 +287,7 @@ where
             let created = state.catalog.seed_demo_if_empty(&UuidIds, &SystemClock).await.context("failed to seed")?;
             tracing::info!(created, "demo catalog seeded");
         }
-        lambda_http::run(router(state).fallback(crate::http::error::not_found)).await
+        lambda_http::run(router(state).fallback(shared::http::error::not_found)).await
     })
 }
 
@@ -431,7 +436,7 @@ fn to_delivery(message: SqsMessage) -> Option<Delivery> {
     })
 }
 
-/// Handles a batch with [`crate::jobs::handle`] and says which messages failed, so that one bad message never
+/// Handles a batch with [`shared::jobs::handle`] and says which messages failed, so that one bad message never
 /// fails its batch-mates: `Ack` is left out of the failures (the event source mapping deletes it); `Retry`
 /// is reported (SQS delivers it again after the queue's visibility timeout, which stands in for the retry
 /// delay, and its redrive policy dead-letters it after `maxReceiveCount` deliveries); `DeadLetter` is copied
@@ -444,7 +449,7 @@ pub async fn handle_batch(queue: &SqsJobQueue, event: SqsEvent) -> Result<SqsBat
     let mut response = SqsBatchResponse::default();
     for message in event.records {
         let delivery = to_delivery(message).ok_or("an SQS record without a message id")?;
-        let failed = match crate::jobs::handle(&delivery).await {
+        let failed = match shared::jobs::handle(&delivery).await {
             Outcome::Ack => false,
             Outcome::Retry { .. } => true,
             Outcome::DeadLetter { reason } => match queue.copy_to_dead_letters(&delivery, &reason).await {
@@ -497,7 +502,7 @@ mod tests {
     fn the_compiled_in_roots_are_mozillas_aws_roots_and_build_a_client() {
         let count = AWS_TRUST_ROOTS_PEM.matches("BEGIN CERTIFICATE").count();
         assert!((4..=6).contains(&count), "{count} AWS roots are compiled in");
-        assert_eq!(AWS_TRUST_ROOTS_PEM, mozilla_aws_roots_pem(), "the AWS roots in webpki-root-certs changed: update lambda/aws-roots.pem");
+        assert_eq!(AWS_TRUST_ROOTS_PEM, mozilla_aws_roots_pem(), "the AWS roots in webpki-root-certs changed: update functions/lambda-host/src/aws-roots.pem");
         let runtime = runtime().unwrap_or_else(|error| panic!("{error}"));
         runtime.block_on(async { https_client().map(|_| ()) }).unwrap_or_else(|error| panic!("{error:#}"));
     }
@@ -579,15 +584,15 @@ mod tests {
         }
     }
 
-    fn privacy_event(run: &str) -> crate::outbox::Event {
-        let user_id = crate::domain::account::UserId::parse(&format!("u-{run}")).unwrap_or_else(|error| panic!("{error}"));
-        let job = crate::jobs::privacy::PrivacyJob::Erase { user_id, requested_at: crate::ports::Timestamp::from_millis(1_800_000_000_000) };
+    fn privacy_event(run: &str) -> shared::outbox::Event {
+        let user_id = shared::domain::account::UserId::parse(&format!("u-{run}")).unwrap_or_else(|error| panic!("{error}"));
+        let job = shared::jobs::privacy::PrivacyJob::Erase { user_id, requested_at: shared::ports::Timestamp::from_millis(1_800_000_000_000) };
         job.event().unwrap_or_else(|error| panic!("{error}"))
     }
 
     #[tokio::test]
     async fn the_relay_publishes_a_committed_event_to_the_privacy_queue_and_empties_the_outbox() {
-        use crate::ports::{ItemStore as _, JobInbox as _};
+        use shared::ports::{ItemStore as _, JobInbox as _};
         let Some((dynamodb, sqs)) = emulators("the outbox relay on DynamoDB Local and moto") else { return };
         let aws = emulator_config(&dynamodb, &sqs);
         let http = https_client().unwrap_or_else(|error| panic!("{error:#}"));
@@ -614,7 +619,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_queue_failure_keeps_the_event_without_failing_the_run_but_an_unreadable_outbox_fails_it() {
-        use crate::ports::ItemStore as _;
+        use shared::ports::ItemStore as _;
         let Some((dynamodb, _)) = emulators("the outbox relay's failure handling") else { return };
         // The SQS endpoint is a closed 127.0.0.1 port: every send fails, nothing leaves the machine.
         let aws = emulator_config(&dynamodb, "http://127.0.0.1:9");
@@ -649,7 +654,7 @@ mod tests {
     #[cfg(feature = "testkit")]
     #[tokio::test]
     async fn only_the_retried_message_of_a_batch_is_reported() {
-        let job = |outcome: &str| format!("{{\"type\":\"{}\",\"outcome\":\"{outcome}\"}}", crate::jobs::TESTKIT_KIND);
+        let job = |outcome: &str| format!("{{\"type\":\"{}\",\"outcome\":\"{outcome}\"}}", shared::jobs::TESTKIT_KIND);
         let mut event = SqsEvent::default();
         event.records = vec![record("a", &job("ack")), record("b", &job("retry")), record("c", &job("ack"))];
         let response = handle_batch(&unreachable_queue(), event).await.unwrap_or_else(|error| panic!("{error}"));

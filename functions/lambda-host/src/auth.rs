@@ -16,12 +16,12 @@ use axum::middleware::Next;
 use axum::response::Response;
 use lambda_http::request::RequestContext;
 
-use crate::adapters::argon2::{ARGON2_ITERATIONS, ARGON2_MEMORY_KIB, ARGON2_PARALLELISM, Argon2Settings};
-use crate::adapters::dynamodb::DynamoItemStore;
-use crate::auth::AuthSettings;
-use crate::domain::Email;
-use crate::http::{AppState, ClientAddress};
-use crate::rate_limit::BucketSettings;
+use shared::adapters::argon2::{ARGON2_ITERATIONS, ARGON2_MEMORY_KIB, ARGON2_PARALLELISM, Argon2Settings};
+use shared::adapters::dynamodb::DynamoItemStore;
+use shared::auth::AuthSettings;
+use shared::domain::Email;
+use shared::http::{AppState, ClientAddress};
+use shared::rate_limit::BucketSettings;
 
 /// The e-mail address whose registration gets the admin role (the first admin); unset or empty for none.
 /// `template.yaml` sets it from the `FirstAdminEmail` parameter.
@@ -77,17 +77,17 @@ impl AuthEnv {
 }
 
 /// Runs an account function: reads [`AuthEnv`] once per cold start, then serves `router` as
-/// [`crate::lambda::run_http`] does, on a state built with those settings, with the client address of every
+/// [`crate::run_http`] does, on a state built with those settings, with the client address of every
 /// request taken from its Lambda request context.
 ///
 /// # Errors
-/// When a variable is missing or invalid, or as [`crate::lambda::run_http`].
-pub fn run_account_http<F>(router: F) -> Result<(), crate::lambda::Error>
+/// When a variable is missing or invalid, or as [`crate::run_http`].
+pub fn run_account_http<F>(router: F) -> Result<(), crate::Error>
 where
     F: FnOnce(AppState<DynamoItemStore>) -> Router,
 {
     let auth = AuthEnv::from_env()?;
-    crate::lambda::run_http_with(auth.settings(), auth.password, move |state| with_client_address(router(state)))
+    crate::run_http_with(auth.settings(), auth.password, move |state| with_client_address(router(state)))
 }
 
 /// Argon2id's costs from the three variables' texts, through the parser every host shares. The error always
@@ -104,7 +104,7 @@ fn password_settings(memory_kib: Option<&str>, iterations: Option<&str>, paralle
     })
 }
 
-/// A variable's text; `None` when it is unset or empty. (Kept here rather than shared with `lambda.rs`, so that
+/// A variable's text; `None` when it is unset or empty. (Kept here rather than shared with `lib.rs`, so that
 /// this module does not depend on that file's private helpers.)
 fn optional(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|value| !value.trim().is_empty())
