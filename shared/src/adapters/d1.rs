@@ -11,6 +11,9 @@
 //! The guards come first in the batch, so the error names the first write whose condition failed, judged
 //! against the state before any write of the batch. The table never holds a row.
 //!
+//! A counter ([`Write::Add`]) lives in its own `counter` column, so one guard checks its bounds and one
+//! `UPDATE` adds to it inside the same batch; JavaScript numbers carry it, so it is kept within ±(2^53 - 1).
+//!
 //! D1 has no time-to-live: every read filters out items whose `expires_at` has passed, by the injected clock,
 //! and [`D1ItemStore::sweep_expired`] (run from the cron trigger) deletes them later.
 //! Sort keys compare byte-wise: SQLite's BINARY collation compares UTF-8 bytes.
@@ -49,6 +52,7 @@ fn schema() -> String {
     version INTEGER NOT NULL,
     expires_at INTEGER,
     data TEXT NOT NULL,
+    counter INTEGER,
     PRIMARY KEY (pk, sk)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS items_by_expiry ON items (expires_at) WHERE expires_at IS NOT NULL;
@@ -57,6 +61,11 @@ CREATE TABLE IF NOT EXISTS storefront_tx_guard (
 );"
     )
 }
+
+/// Adds the `counter` column to an items table created before counters existed (`CREATE TABLE IF NOT EXISTS`
+/// leaves such a table as it is). It runs on its own because a D1 batch fails as a whole: on a table that has
+/// the column already it fails with "duplicate column name", which is the expected outcome.
+const ADD_COUNTER_COLUMN: &str = "ALTER TABLE items ADD COLUMN counter INTEGER";
 
 fn d1_error(error: worker::Error, what: &'static str) -> anyhow::Error {
     anyhow!("{what}: {error}")
@@ -80,6 +89,28 @@ fn exact_number(value: u64, what: &str) -> Result<JsValue, StoreError> {
     Ok(JsValue::from_f64(value as f64))
 }
 
+/// A signed whole number as a JavaScript number, refused unless it is exact there.
+fn exact_signed(value: i64, what: &str) -> Result<JsValue, StoreError> {
+    if value.unsigned_abs() > MAX_EXACT_INTEGER {
+        return Err(StoreError::Invalid(format!("a {what} is within ±(2^53 - 1) on D1")));
+    }
+    // Exact: the magnitude has at most 53 significant bits.
+    #[allow(clippy::cast_precision_loss)]
+    Ok(JsValue::from_f64(value as f64))
+}
+
+/// The bounds of a [`Write::Add`] as D1 compares them, lowest and highest allowed value. A counter on D1 never
+/// leaves ±(2^53 - 1) (puts refuse other values and these bounds keep adds inside), so a bound beyond that range
+/// is brought to its edge; one that no counter there can meet becomes ±2^53, which still no sum in range meets.
+fn add_bounds(floor: Option<i64>, ceiling: Option<i64>) -> (JsValue, JsValue) {
+    const LIMIT: i64 = (1 << 53) - 1;
+    let lowest = floor.unwrap_or(i64::MIN).clamp(-LIMIT, LIMIT + 1);
+    let highest = ceiling.unwrap_or(i64::MAX).clamp(-LIMIT - 1, LIMIT);
+    // Exact: both are within ±2^53.
+    #[allow(clippy::cast_precision_loss)]
+    (JsValue::from_f64(lowest as f64), JsValue::from_f64(highest as f64))
+}
+
 fn seconds(value: i64) -> JsValue {
     // Expiry times are seconds since the epoch, far inside a JavaScript number's exact range.
     #[allow(clippy::cast_precision_loss)]
@@ -93,6 +124,7 @@ struct Row {
     version: f64,
     expires_at: Option<f64>,
     data: String,
+    counter: Option<f64>,
 }
 
 fn to_item(row: Row) -> Result<Item, StoreError> {
@@ -105,7 +137,16 @@ fn to_item(row: Row) -> Result<Item, StoreError> {
     let version = row.version as u64;
     #[allow(clippy::cast_possible_truncation)]
     let expires_at = row.expires_at.map(|secs| secs as i64);
-    Ok(Item { key: ItemKey { pk: row.pk, sk: row.sk }, version, expires_at, data })
+    let counter = match row.counter {
+        None => None,
+        Some(value) if value.fract() == 0.0 && value.abs() <= MAX_EXACT_INTEGER as f64 => {
+            // Checked: a whole number within ±(2^53 - 1).
+            #[allow(clippy::cast_possible_truncation)]
+            Some(value as i64)
+        }
+        Some(_) => return Err(StoreError::Internal(anyhow!("stored counter is not a whole number within ±(2^53 - 1)"))),
+    };
+    Ok(Item { key: ItemKey { pk: row.pk, sk: row.sk }, version, expires_at, data, counter })
 }
 
 /// The item store on a D1 database.
@@ -135,7 +176,11 @@ impl D1ItemStore {
             let statements: Vec<D1PreparedStatement> =
                 schema().split(";\n").map(str::trim).filter(|sql| !sql.is_empty()).map(|sql| db.prepare(sql)).collect();
             db.batch(statements).await.map_err(|error| d1_error(error, "failed to create the D1 schema"))?;
-            Ok(())
+            match db.prepare(ADD_COUNTER_COLUMN).run().await {
+                Ok(_) => Ok(()),
+                Err(error) if error.to_string().contains("duplicate column name") => Ok(()),
+                Err(error) => Err(StoreError::Internal(d1_error(error, "failed to add the counter column"))),
+            }
         })
         .await
     }
@@ -161,13 +206,21 @@ impl D1ItemStore {
 
     fn guard(&self, index: usize, write: &Write, now_secs: i64) -> Result<Option<D1PreparedStatement>, StoreError> {
         let live = "pk = ?2 AND sk = ?3 AND (expires_at IS NULL OR expires_at > ?4)";
-        let (failure, version) = match write.condition() {
-            Condition::None => return Ok(None),
-            Condition::Exists => (format!("NOT EXISTS (SELECT 1 FROM items WHERE {live})"), None),
-            Condition::NotExists => (format!("EXISTS (SELECT 1 FROM items WHERE {live})"), None),
-            Condition::VersionEquals(expected) => {
-                (format!("NOT EXISTS (SELECT 1 FROM items WHERE {live} AND version = ?5)"), Some(expected))
+        let (failure, extra) = match (write, write.condition()) {
+            (Write::Add { delta, floor, ceiling, .. }, _) => {
+                // The bounds are compared with the sum, so the guard holds exactly when `add_holds` does.
+                let in_bounds = "counter IS NOT NULL AND counter + ?5 >= ?6 AND counter + ?5 <= ?7";
+                let (lowest, highest) = add_bounds(*floor, *ceiling);
+                let values = vec![exact_signed(*delta, "counter delta")?, lowest, highest];
+                (format!("NOT EXISTS (SELECT 1 FROM items WHERE {live} AND {in_bounds})"), values)
             }
+            (_, Condition::None) => return Ok(None),
+            (_, Condition::Exists) => (format!("NOT EXISTS (SELECT 1 FROM items WHERE {live})"), Vec::new()),
+            (_, Condition::NotExists) => (format!("EXISTS (SELECT 1 FROM items WHERE {live})"), Vec::new()),
+            (_, Condition::VersionEquals(expected)) => (
+                format!("NOT EXISTS (SELECT 1 FROM items WHERE {live} AND version = ?5)"),
+                vec![exact_number(expected, "version")?],
+            ),
         };
         let key = write.key();
         let mut values = vec![
@@ -176,9 +229,7 @@ impl D1ItemStore {
             JsValue::from_str(&key.sk),
             seconds(now_secs),
         ];
-        if let Some(expected) = version {
-            values.push(exact_number(expected, "version")?);
-        }
+        values.extend(extra);
         let sql = format!("INSERT INTO storefront_tx_guard (idx) SELECT ?1 WHERE {failure}");
         let statement =
             self.db.prepare(sql).bind(&values).map_err(|error| d1_error(error, "failed to bind a condition"))?;
@@ -190,14 +241,22 @@ impl D1ItemStore {
             Write::Put { item, .. } => {
                 let data = serde_json::to_string(&item.data).map_err(|error| anyhow!("failed to encode an item: {error}"))?;
                 let expires_at = item.expires_at.map_or(JsValue::NULL, seconds);
+                let counter = match item.counter {
+                    Some(counter) => exact_signed(counter, "counter")?,
+                    None => JsValue::NULL,
+                };
                 self.db
-                    .prepare("INSERT OR REPLACE INTO items (pk, sk, version, expires_at, data) VALUES (?1, ?2, ?3, ?4, ?5)")
+                    .prepare(
+                        "INSERT OR REPLACE INTO items (pk, sk, version, expires_at, data, counter)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )
                     .bind(&[
                         JsValue::from_str(&item.key.pk),
                         JsValue::from_str(&item.key.sk),
                         exact_number(item.version, "version")?,
                         expires_at,
                         JsValue::from_str(&data),
+                        counter,
                     ])
             }
             Write::Delete { key, .. } => self
@@ -205,6 +264,11 @@ impl D1ItemStore {
                 .prepare("DELETE FROM items WHERE pk = ?1 AND sk = ?2")
                 .bind(&[JsValue::from_str(&key.pk), JsValue::from_str(&key.sk)]),
             Write::Check { .. } => return Ok(None),
+            // Its guard, earlier in the same batch, has checked that the item is live and the sum in bounds.
+            Write::Add { key, delta, .. } => self
+                .db
+                .prepare("UPDATE items SET counter = counter + ?3, version = version + 1 WHERE pk = ?1 AND sk = ?2")
+                .bind(&[JsValue::from_str(&key.pk), JsValue::from_str(&key.sk), exact_signed(*delta, "counter delta")?]),
         };
         statement.map(Some).map_err(|error| StoreError::Internal(d1_error(error, "failed to bind a write")))
     }
@@ -242,7 +306,7 @@ impl D1ItemStore {
         let statement = self
             .db
             .prepare(
-                "SELECT pk, sk, version, expires_at, data FROM items
+                "SELECT pk, sk, version, expires_at, data, counter FROM items
                  WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
             )
             .bind(&[JsValue::from_str(&key.pk), JsValue::from_str(&key.sk), seconds(now_secs)])
@@ -259,7 +323,7 @@ impl D1ItemStore {
         let statement = self
             .db
             .prepare(
-                "SELECT pk, sk, version, expires_at, data FROM items
+                "SELECT pk, sk, version, expires_at, data, counter FROM items
                  WHERE pk = ?1 AND sk >= ?2 AND substr(sk, 1, length(?2)) = ?2
                    AND (?3 IS NULL OR sk > ?3)
                    AND (expires_at IS NULL OR expires_at > ?4)

@@ -1,27 +1,35 @@
 //! The item store on Amazon DynamoDB (feature `aws`): one table for every aggregate, as the port's model asks.
 //!
 //! Table layout: string partition key `pk`, string sort key `sk`, numeric `version`, optional numeric
-//! `expires_at` (the table's time-to-live attribute, in seconds) and the document in `data`, a string holding
-//! the JSON text. The document is a string rather than a native attribute map because the port stores JSON,
-//! not DynamoDB values: a string round-trips every JSON document exactly (number spelling and precision,
-//! `null`s, empty strings, large integers that DynamoDB's 38-digit decimals would refuse or reshape), costs one
-//! `serde_json` call instead of a walk over nested `AttributeValue`s, and matches the SQLite and D1 layouts byte
-//! for byte. Nothing queries inside documents (the port has no filter on them), so nothing is lost.
+//! `expires_at` (the table's time-to-live attribute, in seconds), optional numeric `counter` (what
+//! [`Write::Add`] changes, with `SET counter = counter + :delta` under a condition on its bounds) and the
+//! document in `data`, a string holding the JSON text. The document is a string rather than a native attribute
+//! map because the port stores JSON, not DynamoDB values: a string round-trips every JSON document exactly
+//! (number spelling and precision, `null`s, empty strings, large integers that DynamoDB's 38-digit decimals
+//! would refuse or reshape), costs one `serde_json` call instead of a walk over nested `AttributeValue`s, and
+//! matches the SQLite and D1 layouts byte for byte. Nothing queries inside documents (the port has no filter on
+//! them), so nothing is lost.
 //!
 //! DynamoDB deletes expired items days late, and emulators not at all, so expiry is enforced here too: reads
 //! drop expired items, and every condition treats an expired item as absent (`OR expires_at <= :now`). This
 //! module turns DynamoDB records and errors into the port's types; no `AttributeValue` leaves it.
+//!
+//! DynamoDB cancels a transaction that meets another one on the same item (`TransactionConflict`), and refuses a
+//! single write to an item a transaction holds (`TransactionConflictException`). Neither wrote anything, so both
+//! are retried here with a fresh request, after a short randomised pause ([`CONTENTION_ATTEMPTS`] tries in all),
+//! and reported as [`StoreError::Contention`] when they keep losing.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, KeySchemaElement, KeyType, Put,
-    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
+    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
 };
 
 use crate::ports::item_store::{self, Condition, Cursor, Item, ItemKey, ItemStore, Page, Query, StoreError, Write};
@@ -37,6 +45,16 @@ pub const VERSION: &str = "version";
 pub const EXPIRES_AT: &str = "expires_at";
 /// The document attribute (JSON text).
 pub const DATA: &str = "data";
+/// The counter attribute, a number that [`Write::Add`] changes; absent on items that are not counters.
+pub const COUNTER: &str = "counter";
+
+/// How many times one port call is tried while concurrent transactions keep cancelling it.
+pub const CONTENTION_ATTEMPTS: u32 = 8;
+/// The longest pause before the first retry after contention; it doubles with each retry up to the cap.
+const CONTENTION_BASE: Duration = Duration::from_millis(20);
+/// The longest pause before any retry after contention. With [`CONTENTION_ATTEMPTS`] tries the pauses add up to
+/// at most 1.42 s (0.71 s on average), so a call that keeps losing gives up after about two seconds.
+const CONTENTION_CAP: Duration = Duration::from_millis(400);
 
 /// How many DynamoDB `Query` calls one port query makes at most while filling a page past expired items.
 const MAX_QUERY_ROUNDS: usize = 8;
@@ -49,8 +67,12 @@ fn expression_names() -> HashMap<String, String> {
         ("#sk".to_owned(), SK.to_owned()),
         ("#version".to_owned(), VERSION.to_owned()),
         ("#expires".to_owned(), EXPIRES_AT.to_owned()),
+        ("#counter".to_owned(), COUNTER.to_owned()),
     ])
 }
+
+/// The condition that an item is stored under the key and not expired at `:now`.
+const LIVE: &str = "attribute_exists(#pk) AND (attribute_not_exists(#expires) OR #expires > :now)";
 
 /// A condition as a DynamoDB condition expression, with its values; `None` for [`Condition::None`].
 /// An item expired at `now_secs` counts as absent.
@@ -61,15 +83,14 @@ struct ConditionExpression {
 
 fn condition_expression(condition: Condition, now_secs: i64) -> Option<ConditionExpression> {
     let now = (":now".to_owned(), AttributeValue::N(now_secs.to_string()));
-    let live = "attribute_exists(#pk) AND (attribute_not_exists(#expires) OR #expires > :now)";
     let (expression, values) = match condition {
         Condition::None => return None,
-        Condition::Exists => (live.to_owned(), HashMap::from([now])),
+        Condition::Exists => (LIVE.to_owned(), HashMap::from([now])),
         Condition::NotExists => {
             ("attribute_not_exists(#pk) OR #expires <= :now".to_owned(), HashMap::from([now]))
         }
         Condition::VersionEquals(version) => (
-            format!("{live} AND #version = :expected"),
+            format!("{LIVE} AND #version = :expected"),
             HashMap::from([now, (":expected".to_owned(), AttributeValue::N(version.to_string()))]),
         ),
     };
@@ -82,6 +103,83 @@ fn check_expression(condition: Condition, now_secs: i64) -> ConditionExpression 
         expression: "attribute_exists(#pk) OR attribute_not_exists(#pk)".to_owned(),
         values: HashMap::new(),
     })
+}
+
+/// A [`Write::Add`] as an update and its condition, with their values.
+struct AddExpression {
+    update: String,
+    condition: String,
+    values: HashMap<String, AttributeValue>,
+}
+
+/// Adds `delta` to the counter and 1 to the version of a live item whose counter lands within the bounds.
+/// A condition sees the counter before the update, so the bounds are shifted by `delta`; that is done in `i128`,
+/// where no shift overflows, and DynamoDB's 38-digit numbers carry the result. A missing bound stands for the
+/// end of `i64`'s range, so the sum always fits the port's counter, as [`item_store::add_holds`] requires.
+fn add_expression(delta: i64, floor: Option<i64>, ceiling: Option<i64>, now_secs: i64) -> AddExpression {
+    let lowest = i128::from(floor.unwrap_or(i64::MIN)) - i128::from(delta);
+    let highest = i128::from(ceiling.unwrap_or(i64::MAX)) - i128::from(delta);
+    let number = |value: String| AttributeValue::N(value);
+    AddExpression {
+        update: "SET #counter = #counter + :delta, #version = #version + :one".to_owned(),
+        condition: format!("{LIVE} AND #counter >= :lowest AND #counter <= :highest"),
+        values: HashMap::from([
+            (":now".to_owned(), number(now_secs.to_string())),
+            (":delta".to_owned(), number(delta.to_string())),
+            (":one".to_owned(), number("1".to_owned())),
+            (":lowest".to_owned(), number(lowest.to_string())),
+            (":highest".to_owned(), number(highest.to_string())),
+        ]),
+    }
+}
+
+/// How long to pause before retry number `retry` (0 for the first) after contention, given 32 random bits:
+/// "full jitter", uniform between zero and the base doubled `retry` times, capped. Spreading the retries of
+/// transactions that collided keeps them from colliding again in step.
+fn contention_backoff(retry: u32, random: u32) -> Duration {
+    let ceiling = CONTENTION_BASE.saturating_mul(2_u32.saturating_pow(retry)).min(CONTENTION_CAP);
+    let ceiling_micros = u64::try_from(ceiling.as_micros()).unwrap_or(u64::MAX);
+    Duration::from_micros(u64::from(random) % (ceiling_micros + 1))
+}
+
+/// 32 random bits: the last four bytes of a UUIDv7 are random (its counter and timestamp sit before them).
+fn random_bits() -> u32 {
+    let bytes = uuid::Uuid::now_v7().into_bytes();
+    u32::from_be_bytes([bytes[12], bytes[13], bytes[14], bytes[15]])
+}
+
+/// Waits for `duration` without blocking the caller's executor. This crate ties the `aws` feature to no async
+/// runtime (the SDK brings its own), so a short-lived thread keeps the time; it runs only under contention. If
+/// no thread can be started, the retry goes ahead at once, still bounded by [`CONTENTION_ATTEMPTS`].
+async fn pause(duration: Duration) {
+    let (done, finished) = futures::channel::oneshot::channel::<()>();
+    let timer = std::thread::Builder::new().name("dynamodb-backoff".to_owned()).spawn(move || {
+        std::thread::sleep(duration);
+        // The waiting call may have been dropped meanwhile; then nobody needs the signal.
+        let _ = done.send(());
+    });
+    if timer.is_ok() {
+        let _ = finished.await;
+    }
+}
+
+/// Runs `attempt` until it ends in anything but [`StoreError::Contention`], at most [`CONTENTION_ATTEMPTS`]
+/// times, pausing between tries. Each try must build a fresh request (a transaction, a fresh token).
+async fn retry_on_contention<T, F, Fut>(mut attempt: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut retry = 0;
+    loop {
+        match attempt().await {
+            Err(StoreError::Contention) if retry + 1 < CONTENTION_ATTEMPTS => {
+                pause(contention_backoff(retry, random_bits())).await;
+                retry += 1;
+            }
+            outcome => return outcome,
+        }
+    }
 }
 
 /// Only the names an expression uses may be sent (DynamoDB refuses unused ones).
@@ -100,6 +198,9 @@ fn item_attributes(item: &Item) -> Result<HashMap<String, AttributeValue>, Store
     attributes.insert(DATA.to_owned(), AttributeValue::S(data));
     if let Some(expires_at) = item.expires_at {
         attributes.insert(EXPIRES_AT.to_owned(), AttributeValue::N(expires_at.to_string()));
+    }
+    if let Some(counter) = item.counter {
+        attributes.insert(COUNTER.to_owned(), AttributeValue::N(counter.to_string()));
     }
     Ok(attributes)
 }
@@ -131,9 +232,13 @@ fn to_item(attributes: &HashMap<String, AttributeValue>, now_secs: i64) -> Resul
         .map(str::parse::<i64>)
         .transpose()
         .with_context(|| format!("stored item {pk} / {sk} has an expiry that is not whole seconds"))?;
+    let counter = number_attribute(attributes, COUNTER)?
+        .map(str::parse::<i64>)
+        .transpose()
+        .with_context(|| format!("stored item {pk} / {sk} has a counter that is not an i64"))?;
     let data = serde_json::from_str(&string_attribute(attributes, DATA)?)
         .with_context(|| format!("stored item {pk} / {sk} holds a document that is not JSON"))?;
-    let item = Item { key: ItemKey { pk, sk }, version, expires_at, data };
+    let item = Item { key: ItemKey { pk, sk }, version, expires_at, data, counter };
     Ok(if item.is_expired_at(now_secs) { None } else { Some(item) })
 }
 
@@ -234,8 +339,12 @@ impl DynamoItemStore {
 
     async fn put_item(&self, item: Item, condition: Condition) -> Result<(), StoreError> {
         item_store::validate_key(&item.key)?;
+        retry_on_contention(|| self.put_once(&item, condition)).await
+    }
+
+    async fn put_once(&self, item: &Item, condition: Condition) -> Result<(), StoreError> {
         let mut request =
-            self.client.put_item().table_name(self.table.as_ref()).set_item(Some(item_attributes(&item)?));
+            self.client.put_item().table_name(self.table.as_ref()).set_item(Some(item_attributes(item)?));
         if let Some(ConditionExpression { expression, values }) = condition_expression(condition, self.now_secs()) {
             request = request
                 .set_expression_attribute_names(Some(names_used_by(&expression)))
@@ -247,7 +356,10 @@ impl DynamoItemStore {
             Err(error)
                 if error.as_service_error().is_some_and(|service| service.is_conditional_check_failed_exception()) =>
             {
-                Err(StoreError::ConditionFailed { index: 0, key: item.key })
+                Err(StoreError::ConditionFailed { index: 0, key: item.key.clone() })
+            }
+            Err(error) if error.as_service_error().is_some_and(|service| service.is_transaction_conflict_exception()) => {
+                Err(StoreError::Contention)
             }
             Err(error) => Err(backend_error(error, "failed to put an item")),
         }
@@ -255,6 +367,10 @@ impl DynamoItemStore {
 
     async fn delete_item(&self, key: &ItemKey, condition: Condition) -> Result<(), StoreError> {
         item_store::validate_key(key)?;
+        retry_on_contention(|| self.delete_once(key, condition)).await
+    }
+
+    async fn delete_once(&self, key: &ItemKey, condition: Condition) -> Result<(), StoreError> {
         let mut request = self.client.delete_item().table_name(self.table.as_ref()).set_key(Some(key_attributes(key)));
         if let Some(ConditionExpression { expression, values }) = condition_expression(condition, self.now_secs()) {
             request = request
@@ -268,6 +384,9 @@ impl DynamoItemStore {
                 if error.as_service_error().is_some_and(|service| service.is_conditional_check_failed_exception()) =>
             {
                 Err(StoreError::ConditionFailed { index: 0, key: key.clone() })
+            }
+            Err(error) if error.as_service_error().is_some_and(|service| service.is_transaction_conflict_exception()) => {
+                Err(StoreError::Contention)
             }
             Err(error) => Err(backend_error(error, "failed to delete an item")),
         }
@@ -360,6 +479,17 @@ impl DynamoItemStore {
                 }
                 TransactWriteItem::builder().delete(delete.build().map_err(build_error)?)
             }
+            Write::Add { key, delta, floor, ceiling } => {
+                let AddExpression { update, condition, values } = add_expression(*delta, *floor, *ceiling, now_secs);
+                let update = Update::builder()
+                    .table_name(self.table.as_ref())
+                    .set_key(Some(key_attributes(key)))
+                    .set_expression_attribute_names(Some(names_used_by(&format!("{update} {condition}"))))
+                    .set_expression_attribute_values(Some(values))
+                    .update_expression(update)
+                    .condition_expression(condition);
+                TransactWriteItem::builder().update(update.build().map_err(build_error)?)
+            }
             Write::Check { key, condition } => {
                 let ConditionExpression { expression, values } = check_expression(*condition, now_secs);
                 let check = ConditionCheck::builder()
@@ -376,10 +506,15 @@ impl DynamoItemStore {
 
     async fn transact_items(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         item_store::validate_transaction(&writes)?;
+        retry_on_contention(|| self.transact_once(&writes)).await
+    }
+
+    async fn transact_once(&self, writes: &[Write]) -> Result<(), StoreError> {
         let now_secs = self.now_secs();
         let items = writes.iter().map(|write| self.transact_item(write, now_secs)).collect::<Result<Vec<_>, _>>()?;
         // The token makes the SDK's own retries idempotent: a retried, already applied transaction succeeds
-        // instead of failing its conditions against its own writes.
+        // instead of failing its conditions against its own writes. A retry after contention is a new
+        // transaction (the cancelled one wrote nothing), so each try has its own token.
         let token = uuid::Uuid::now_v7().simple().to_string();
         let result =
             self.client.transact_write_items().set_transact_items(Some(items)).client_request_token(token).send().await;
@@ -387,16 +522,23 @@ impl DynamoItemStore {
             Ok(_) => return Ok(()),
             Err(error) => error,
         };
-        let failed_index = error.as_service_error().and_then(|service| match service {
-            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
-                canceled,
-            ) => canceled.cancellation_reasons().iter().position(|reason| reason.code() == Some("ConditionalCheckFailed")),
-            _ => None,
-        });
-        match failed_index.and_then(|index| writes.get(index).map(|write| (index, write.key().clone()))) {
-            Some((index, key)) => Err(StoreError::ConditionFailed { index, key }),
-            None => Err(backend_error(error, "failed to apply a transaction")),
+        let reasons = match error.as_service_error() {
+            Some(
+                aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
+                    canceled,
+                ),
+            ) => canceled.cancellation_reasons(),
+            _ => &[],
+        };
+        // A failed condition is the caller's answer whatever else happened; contention alone is worth a retry.
+        let failed_index = reasons.iter().position(|reason| reason.code() == Some("ConditionalCheckFailed"));
+        if let Some((index, write)) = failed_index.and_then(|index| writes.get(index).map(|write| (index, write))) {
+            return Err(StoreError::ConditionFailed { index, key: write.key().clone() });
         }
+        if reasons.iter().any(|reason| reason.code() == Some("TransactionConflict")) {
+            return Err(StoreError::Contention);
+        }
+        Err(backend_error(error, "failed to apply a transaction"))
     }
 }
 
@@ -484,6 +626,201 @@ mod tests {
         assert!(matches!(to_item(&attributes, 50), Ok(None)));
     }
 
+    #[test]
+    fn contention_pauses_grow_from_the_base_to_the_cap_and_stay_bounded() {
+        let ceilings_ms = [(0, 20), (1, 40), (2, 80), (3, 160), (4, 320), (5, 400), (6, 400), (u32::MAX, 400)];
+        for (retry, ceiling_ms) in ceilings_ms {
+            let ceiling = Duration::from_millis(ceiling_ms);
+            let top_draw = u32::try_from(ceiling.as_micros()).unwrap_or(u32::MAX);
+            assert_eq!(contention_backoff(retry, top_draw), ceiling, "retry {retry}: the ceiling can be drawn");
+            assert_eq!(contention_backoff(retry, top_draw + 1), Duration::ZERO, "retry {retry}: draws wrap below it");
+            assert!(contention_backoff(retry, u32::MAX) <= ceiling, "retry {retry}: no draw passes the ceiling");
+            assert_eq!(contention_backoff(retry, 0), Duration::ZERO);
+        }
+        // A call pauses before each of its CONTENTION_ATTEMPTS - 1 retries; at worst that is every ceiling.
+        let longest: u64 = ceilings_ms.iter().filter(|(retry, _)| *retry < CONTENTION_ATTEMPTS - 1).map(|(_, ms)| ms).sum();
+        assert_eq!(ceilings_ms.iter().filter(|(retry, _)| *retry < CONTENTION_ATTEMPTS - 1).count(), 7);
+        assert_eq!(longest, 1_420, "the pauses of one call that keeps losing add up to at most 1.42 s");
+        // The jitter is not a constant.
+        let draws: std::collections::HashSet<u32> = (0..16).map(|_| random_bits()).collect();
+        assert!(draws.len() > 1);
+    }
+
+    #[test]
+    fn an_add_shifts_its_bounds_by_the_delta_and_requires_a_live_counter() {
+        let add = add_expression(-3, Some(0), None, 100);
+        assert_eq!(add.update, "SET #counter = #counter + :delta, #version = #version + :one");
+        assert!(add.condition.starts_with(LIVE) && add.condition.ends_with("#counter >= :lowest AND #counter <= :highest"));
+        let number = |name: &str| match add.values.get(name) {
+            Some(AttributeValue::N(value)) => value.clone(),
+            other => panic!("{name}: {other:?}"),
+        };
+        assert_eq!((number(":delta"), number(":lowest"), number(":one"), number(":now")), ("-3".into(), "3".into(), "1".into(), "100".into()));
+        assert_eq!(number(":highest"), (i128::from(i64::MAX) + 3).to_string(), "no ceiling: the sum stays an i64");
+        let extreme = add_expression(i64::MAX, Some(i64::MIN), Some(i64::MAX), 0);
+        let lowest = match extreme.values.get(":lowest") {
+            Some(AttributeValue::N(value)) => value.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(lowest, (i128::from(i64::MIN) - i128::from(i64::MAX)).to_string(), "shifting never overflows");
+        let names = names_used_by(&format!("{} {}", add.update, add.condition));
+        let mut used: Vec<&str> = names.values().map(String::as_str).collect();
+        used.sort_unstable();
+        assert_eq!(used, [COUNTER, EXPIRES_AT, PK, VERSION]);
+    }
+
+    #[test]
+    fn a_counter_is_written_and_read_as_a_number() {
+        let item = Item::new(ItemKey::new("p", "s"), 2, serde_json::json!({})).with_counter(-7);
+        let attributes = item_attributes(&item).unwrap_or_else(|error| panic!("{error:?}"));
+        assert_eq!(attributes.get(COUNTER), Some(&AttributeValue::N("-7".to_owned())));
+        assert_eq!(to_item(&attributes, 0).unwrap_or_else(|error| panic!("{error:?}")), Some(item.clone()));
+        let plain = item_attributes(&Item { counter: None, ..item }).unwrap_or_else(|error| panic!("{error:?}"));
+        assert!(!plain.contains_key(COUNTER));
+    }
+
+    /// A stand-in DynamoDB endpoint on 127.0.0.1 that answers each connection with the next canned response and
+    /// records each request's operation and body: emulators never report contention, so this is where the
+    /// adapter's handling of it is checked.
+    struct CannedDynamo {
+        endpoint: String,
+        requests: Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>,
+    }
+
+    /// One canned answer: HTTP status, error type (for a failure) and JSON body.
+    type Canned = (u16, Option<&'static str>, String);
+
+    fn canned_dynamo(responses: Vec<Canned>) -> CannedDynamo {
+        use std::io::{BufRead as _, Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|error| panic!("{error}"));
+        let endpoint = format!("http://{}", listener.local_addr().unwrap_or_else(|error| panic!("{error}")));
+        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let recorded = Arc::clone(&requests);
+        std::thread::spawn(move || {
+            for (status, error_type, body) in responses {
+                let Ok((stream, _)) = listener.accept() else { return };
+                let mut reader = std::io::BufReader::new(stream);
+                let (mut target, mut length) = (String::new(), 0);
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    let (name, value) = line.split_once(':').unwrap_or_default();
+                    match name.to_ascii_lowercase().as_str() {
+                        "x-amz-target" => target = value.trim().to_owned(),
+                        "content-length" => length = value.trim().parse().unwrap_or(0),
+                        _ => {}
+                    }
+                }
+                let mut request = vec![0; length];
+                reader.read_exact(&mut request).unwrap_or_else(|error| panic!("{error}"));
+                let request = serde_json::from_slice(&request).unwrap_or(serde_json::Value::Null);
+                recorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((target, request));
+                let error_header = error_type.map(|kind| format!("x-amzn-ErrorType: {kind}\r\n")).unwrap_or_default();
+                let answer = format!(
+                    "HTTP/1.1 {status} Canned\r\nContent-Type: application/x-amz-json-1.0\r\n{error_header}\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let mut stream = reader.into_inner();
+                stream.write_all(answer.as_bytes()).unwrap_or_else(|error| panic!("{error}"));
+            }
+        });
+        CannedDynamo { endpoint, requests }
+    }
+
+    impl CannedDynamo {
+        /// A store whose client makes exactly one request per call (no SDK retries), so requests can be counted.
+        fn store(&self) -> DynamoItemStore {
+            let config = emulator_client(&self.endpoint)
+                .config()
+                .to_builder()
+                .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+                .build();
+            DynamoItemStore::new(Client::from_conf(config), "canned", Arc::new(SystemClock))
+        }
+
+        fn requests(&self) -> Vec<(String, serde_json::Value)> {
+            self.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        }
+    }
+
+    fn cancelled(reasons: &[&str]) -> Canned {
+        let reasons: Vec<serde_json::Value> = reasons.iter().map(|code| serde_json::json!({ "Code": code })).collect();
+        let body = serde_json::json!({
+            "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+            "message": "Transaction cancelled, please refer cancellation reasons for specific reasons",
+            "CancellationReasons": reasons,
+        });
+        (400, Some("TransactionCanceledException"), body.to_string())
+    }
+
+    fn succeeded() -> Canned {
+        (200, None, "{}".to_owned())
+    }
+
+    fn two_adds() -> Vec<Write> {
+        let add = |sk: &str| Write::Add { key: ItemKey::new("p", sk), delta: -1, floor: Some(0), ceiling: None };
+        vec![add("a"), add("b")]
+    }
+
+    #[tokio::test]
+    async fn a_transaction_cancelled_by_contention_is_retried_with_a_fresh_token() {
+        let conflict = || cancelled(&["None", "TransactionConflict"]);
+        let dynamo = canned_dynamo(vec![conflict(), conflict(), succeeded()]);
+        let result = dynamo.store().transact(two_adds()).await;
+        assert!(result.is_ok(), "{result:?}");
+        let requests = dynamo.requests();
+        assert!(requests.iter().all(|(target, _)| target == "DynamoDB_20120810.TransactWriteItems"), "{requests:?}");
+        let tokens: std::collections::HashSet<&str> =
+            requests.iter().filter_map(|(_, body)| body["ClientRequestToken"].as_str()).collect();
+        assert_eq!((requests.len(), tokens.len()), (3, 3), "three tries, each with its own token");
+        let update = &requests[0].1["TransactItems"][0]["Update"];
+        assert_eq!(update["UpdateExpression"], "SET #counter = #counter + :delta, #version = #version + :one");
+        assert_eq!(update["ExpressionAttributeValues"][":lowest"], serde_json::json!({ "N": "1" }));
+    }
+
+    #[tokio::test]
+    async fn a_transaction_that_keeps_losing_reports_contention_after_its_tries() {
+        let tries = usize::try_from(CONTENTION_ATTEMPTS).unwrap_or(usize::MAX);
+        let dynamo = canned_dynamo(vec![cancelled(&["TransactionConflict", "None"]); tries]);
+        let started = std::time::Instant::now();
+        let result = dynamo.store().transact(two_adds()).await;
+        assert!(matches!(result, Err(StoreError::Contention)), "{result:?}");
+        assert_eq!(dynamo.requests().len(), tries);
+        assert!(started.elapsed() < Duration::from_secs(3), "gave up after {:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn a_failed_condition_beside_contention_is_reported_at_once() {
+        let dynamo = canned_dynamo(vec![cancelled(&["TransactionConflict", "ConditionalCheckFailed"]), succeeded()]);
+        let result = dynamo.store().transact(two_adds()).await;
+        assert!(
+            matches!(&result, Err(StoreError::ConditionFailed { index: 1, key }) if key == &ItemKey::new("p", "b")),
+            "{result:?}"
+        );
+        assert_eq!(dynamo.requests().len(), 1, "a failed condition is not retried");
+    }
+
+    #[tokio::test]
+    async fn a_single_write_refused_by_a_transaction_in_progress_is_retried() {
+        let refused = || {
+            let body = serde_json::json!({
+                "__type": "com.amazonaws.dynamodb.v20120810#TransactionConflictException",
+                "message": "Transaction is ongoing for the item",
+            });
+            (400, Some("TransactionConflictException"), body.to_string())
+        };
+        let dynamo = canned_dynamo(vec![refused(), succeeded(), refused(), succeeded()]);
+        let store = dynamo.store();
+        let item = Item::new(ItemKey::new("p", "s"), 1, serde_json::json!({})).with_counter(3);
+        store.put(item, Condition::None).await.unwrap_or_else(|error| panic!("{error:?}"));
+        store.delete(&ItemKey::new("p", "s"), Condition::Exists).await.unwrap_or_else(|error| panic!("{error:?}"));
+        let targets: Vec<String> = dynamo.requests().into_iter().map(|(target, _)| target).collect();
+        assert_eq!(targets, ["PutItem", "PutItem", "DeleteItem", "DeleteItem"].map(|op| format!("DynamoDB_20120810.{op}")));
+    }
+
     #[tokio::test]
     async fn dynamo_item_store_keeps_the_item_store_contract() {
         let Ok(endpoint) = std::env::var(DYNAMODB_ENDPOINT) else {
@@ -500,7 +837,7 @@ mod tests {
         for report in &reports {
             eprintln!("dynamodb contract: {} ... {}", report.name, if report.outcome.is_ok() { "ok" } else { "FAILED" });
         }
-        assert!(reports.len() >= 9, "the suite ran {} cases", reports.len());
+        assert!(reports.len() >= 15, "the suite ran {} cases", reports.len());
         assert_eq!(contract::failures(&reports), "");
     }
 

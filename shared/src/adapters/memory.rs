@@ -96,7 +96,14 @@ impl MemoryItemStore {
         let now_secs = self.clock.now().as_secs();
         let mut items = lock(&self.items);
         for (index, write) in writes.iter().enumerate() {
-            if !write.condition().holds(Self::live_version(&items, write.key(), now_secs)) {
+            let holds = match write {
+                Write::Add { key, delta, floor, ceiling } => {
+                    let current = items.get(key).filter(|item| !item.is_expired_at(now_secs)).and_then(|item| item.counter);
+                    item_store::add_holds(current, *delta, *floor, *ceiling)
+                }
+                other => other.condition().holds(Self::live_version(&items, other.key(), now_secs)),
+            };
+            if !holds {
                 return Err(StoreError::ConditionFailed { index, key: write.key().clone() });
             }
         }
@@ -109,6 +116,12 @@ impl MemoryItemStore {
                     items.remove(&key);
                 }
                 Write::Check { .. } => {}
+                Write::Add { key, delta, .. } => {
+                    if let Some(item) = items.get_mut(&key) {
+                        item.counter = item.counter.map(|counter| counter + delta);
+                        item.version += 1;
+                    }
+                }
             }
         }
         Ok(())
@@ -351,7 +364,7 @@ mod tests {
         let clock = clock();
         let store = MemoryItemStore::new(clock.clone());
         let reports = contract::item_store::run(&store, &ManualHarness(clock), "contract").await;
-        assert!(reports.len() >= 9, "the suite ran {} cases", reports.len());
+        assert!(reports.len() >= 15, "the suite ran {} cases", reports.len());
         assert_eq!(contract::failures(&reports), "");
     }
 

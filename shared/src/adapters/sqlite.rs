@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS items (
     version INTEGER NOT NULL,
     expires_at INTEGER,
     data TEXT NOT NULL,
+    counter INTEGER,
     PRIMARY KEY (pk, sk)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS jobs (
@@ -49,6 +50,20 @@ fn internal(error: impl Into<anyhow::Error>, what: &'static str) -> anyhow::Erro
     error.into().context(what)
 }
 
+/// Adds the `counter` column to an items table made before counters existed. `CREATE TABLE IF NOT EXISTS`
+/// leaves such a table as it is, and data files outlive the binaries that made them.
+fn add_counter_column(connection: &Connection) -> anyhow::Result<()> {
+    let present: bool = connection
+        .query_row("SELECT EXISTS (SELECT 1 FROM pragma_table_info('items') WHERE name = 'counter')", [], |row| row.get(0))
+        .context("failed to read the items table's columns")?;
+    if !present {
+        connection
+            .execute_batch("ALTER TABLE items ADD COLUMN counter INTEGER")
+            .context("failed to add the counter column to the items table")?;
+    }
+    Ok(())
+}
+
 /// One SQLite file holding the item store and the job queues.
 #[derive(Clone)]
 pub struct SqliteDb {
@@ -67,6 +82,7 @@ impl SqliteDb {
             .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
             .context("failed to configure sqlite")?;
         connection.execute_batch(SCHEMA).context("failed to create the schema")?;
+        add_counter_column(&connection)?;
         Ok(Self { connection: Arc::new(Mutex::new(connection)), clock })
     }
 
@@ -93,14 +109,17 @@ pub struct SqliteItemStore {
     db: SqliteDb,
 }
 
-fn read_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, i64, Option<i64>, String)> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+/// An item row as the reads select it: pk, sk, version, expires_at, data, counter.
+type ItemRow = (String, String, i64, Option<i64>, String, Option<i64>);
+
+fn read_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRow> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
 }
 
-fn to_item((pk, sk, version, expires_at, data): (String, String, i64, Option<i64>, String)) -> Result<Item, StoreError> {
+fn to_item((pk, sk, version, expires_at, data, counter): ItemRow) -> Result<Item, StoreError> {
     let data = serde_json::from_str(&data).map_err(|error| internal(error, "stored item is not JSON"))?;
     let version = u64::try_from(version).map_err(|error| internal(error, "stored version is negative"))?;
-    Ok(Item { key: ItemKey { pk, sk }, version, expires_at, data })
+    Ok(Item { key: ItemKey { pk, sk }, version, expires_at, data, counter })
 }
 
 fn version_sql(version: u64) -> Result<i64, StoreError> {
@@ -114,18 +133,26 @@ impl SqliteItemStore {
         let tx = connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|error| internal(error, "failed to begin a transaction"))?;
+        // Every condition is judged against the state before the transaction, inside it, so nothing can change
+        // between the check and the writes.
         for (index, write) in writes.iter().enumerate() {
             let key = write.key();
-            let current: Option<i64> = tx
+            let current: Option<(i64, Option<i64>)> = tx
                 .query_row(
-                    "SELECT version FROM items WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
+                    "SELECT version, counter FROM items
+                     WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
                     params![key.pk, key.sk, now_secs],
-                    |row| row.get(0),
+                    |row| Ok((row.get(0)?, row.get(1)?)),
                 )
                 .optional()
                 .map_err(|error| internal(error, "failed to read a condition"))?;
-            let current = current.and_then(|version| u64::try_from(version).ok());
-            if !write.condition().holds(current) {
+            let holds = match write {
+                Write::Add { delta, floor, ceiling, .. } => {
+                    item_store::add_holds(current.and_then(|(_, counter)| counter), *delta, *floor, *ceiling)
+                }
+                other => other.condition().holds(current.and_then(|(version, _)| u64::try_from(version).ok())),
+            };
+            if !holds {
                 return Err(StoreError::ConditionFailed { index, key: key.clone() });
             }
         }
@@ -134,8 +161,9 @@ impl SqliteItemStore {
                 Write::Put { item, .. } => {
                     let data = serde_json::to_string(&item.data).map_err(|error| internal(error, "failed to encode an item"))?;
                     tx.execute(
-                        "INSERT OR REPLACE INTO items (pk, sk, version, expires_at, data) VALUES (?1, ?2, ?3, ?4, ?5)",
-                        params![item.key.pk, item.key.sk, version_sql(item.version)?, item.expires_at, data],
+                        "INSERT OR REPLACE INTO items (pk, sk, version, expires_at, data, counter)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![item.key.pk, item.key.sk, version_sql(item.version)?, item.expires_at, data, item.counter],
                     )
                     .map_err(|error| internal(error, "failed to write an item"))?;
                 }
@@ -144,6 +172,14 @@ impl SqliteItemStore {
                         .map_err(|error| internal(error, "failed to delete an item"))?;
                 }
                 Write::Check { .. } => {}
+                Write::Add { key, delta, .. } => {
+                    // The check above proved the new value in bounds (so no overflow) and the item live.
+                    tx.execute(
+                        "UPDATE items SET counter = counter + ?3, version = version + 1 WHERE pk = ?1 AND sk = ?2",
+                        params![key.pk, key.sk, delta],
+                    )
+                    .map_err(|error| internal(error, "failed to add to a counter"))?;
+                }
             }
         }
         tx.commit().map_err(|error| internal(error, "failed to commit"))?;
@@ -157,7 +193,7 @@ impl SqliteItemStore {
             .db
             .lock()
             .query_row(
-                "SELECT pk, sk, version, expires_at, data FROM items
+                "SELECT pk, sk, version, expires_at, data, counter FROM items
                  WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
                 params![key.pk, key.sk, now_secs],
                 read_item,
@@ -175,7 +211,7 @@ impl SqliteItemStore {
         let connection = self.db.lock();
         let mut statement = connection
             .prepare_cached(
-                "SELECT pk, sk, version, expires_at, data FROM items
+                "SELECT pk, sk, version, expires_at, data, counter FROM items
                  WHERE pk = ?1 AND sk >= ?2 AND substr(sk, 1, length(?2)) = ?2
                    AND (?3 IS NULL OR sk > ?3)
                    AND (expires_at IS NULL OR expires_at > ?4)
@@ -395,7 +431,7 @@ mod tests {
     async fn sqlite_item_store_keeps_the_item_store_contract() {
         let (_dir, clock, db) = open();
         let reports = contract::item_store::run(&db.item_store(), &ManualHarness(clock), "contract").await;
-        assert!(reports.len() >= 9, "the suite ran {} cases", reports.len());
+        assert!(reports.len() >= 15, "the suite ran {} cases", reports.len());
         assert_eq!(contract::failures(&reports), "");
     }
 
@@ -422,6 +458,46 @@ mod tests {
         assert_eq!(item.map(|found| found.version), Some(4));
         let jobs = reopened.job_queue("q", CONTRACT_QUEUE_SETTINGS).receive(10).await.unwrap_or_default();
         assert_eq!(jobs.iter().map(|job| job.body.as_str()).collect::<Vec<_>>(), ["{\"kept\":1}"]);
+    }
+
+    #[tokio::test]
+    async fn a_data_file_from_before_counters_gains_the_column_and_keeps_its_items() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("old.db");
+        {
+            // The items table as earlier versions created it, with one item in it.
+            let old = Connection::open(&path).unwrap_or_else(|e| panic!("{e}"));
+            old.execute_batch(
+                "CREATE TABLE items (
+                    pk TEXT NOT NULL, sk TEXT NOT NULL, version INTEGER NOT NULL, expires_at INTEGER, data TEXT NOT NULL,
+                    PRIMARY KEY (pk, sk)
+                 ) WITHOUT ROWID;
+                 INSERT INTO items (pk, sk, version, expires_at, data) VALUES ('P', 'old', 3, NULL, '{\"kept\":true}');",
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+        let db = SqliteDb::open(&path, clock.clone()).unwrap_or_else(|e| panic!("{e:#}"));
+        let store = db.item_store();
+        let old = store.get(&ItemKey::new("P", "old")).await.unwrap_or_else(|e| panic!("{e}"));
+        let expected = Item::new(ItemKey::new("P", "old"), 3, serde_json::json!({"kept": true}));
+        assert_eq!(old, Some(expected));
+        let columns: Vec<String> = {
+            let connection = db.lock();
+            let mut statement = connection.prepare("SELECT name FROM pragma_table_info('items')").unwrap_or_else(|e| panic!("{e}"));
+            let names = statement.query_map([], |row| row.get(0)).unwrap_or_else(|e| panic!("{e}"));
+            names.collect::<Result<_, _>>().unwrap_or_else(|e| panic!("{e}"))
+        };
+        assert_eq!(columns, ["pk", "sk", "version", "expires_at", "data", "counter"]);
+        // The old item has no counter; a new one keeps its counter, and the file opens again unchanged.
+        let refused = store.transact(vec![Write::Add { key: ItemKey::new("P", "old"), delta: 1, floor: None, ceiling: None }]).await;
+        assert!(matches!(refused, Err(StoreError::ConditionFailed { index: 0, .. })), "{refused:?}");
+        let counted = Item::new(ItemKey::new("P", "new"), 1, serde_json::json!({})).with_counter(5);
+        store.put(counted.clone(), Condition::NotExists).await.unwrap_or_else(|e| panic!("{e}"));
+        drop((store, db));
+        let reopened = SqliteDb::open(&path, clock).unwrap_or_else(|e| panic!("{e:#}"));
+        let found = reopened.item_store().get(&counted.key).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(found, Some(counted));
     }
 
     #[tokio::test]

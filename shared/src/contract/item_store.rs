@@ -177,6 +177,184 @@ async fn a_transaction_applies_every_write<S: ItemStore>(store: &S, ns: &str) ->
     Ok(())
 }
 
+/// The largest counter every backend holds exactly (D1 carries numbers as JavaScript numbers).
+const LARGEST_COUNTER: i64 = (1 << 53) - 1;
+
+fn add(key: &ItemKey, delta: i64, floor: Option<i64>, ceiling: Option<i64>) -> Write {
+    Write::Add { key: key.clone(), delta, floor, ceiling }
+}
+
+/// The counter and version of the live item under `key`, or `None` when there is none.
+async fn counter_of<S: ItemStore>(store: &S, key: &ItemKey) -> Result<Option<(Option<i64>, u64)>, String> {
+    Ok(store.get(key).await.map_err(fmt_err)?.map(|found| (found.counter, found.version)))
+}
+
+async fn counters_are_stored_and_read_back<S: ItemStore>(store: &S, ns: &str) -> Result<(), String> {
+    let pk = format!("{ns}#counter-read");
+    let counted =
+        [("a", Some(7)), ("b", None), ("c", Some(-12)), ("d", Some(0)), ("e", Some(LARGEST_COUNTER)), ("f", Some(-LARGEST_COUNTER))];
+    for (sk, counter) in counted {
+        let mut written = item(&pk, sk, 1, sk);
+        written.counter = counter;
+        store.put(written.clone(), Condition::NotExists).await.map_err(fmt_err)?;
+        let stored = store.get(&written.key).await.map_err(fmt_err)?;
+        ensure!(stored.as_ref() == Some(&written), "get gave {stored:?} for {written:?}");
+    }
+    let listed = store.query(&Query::new(&pk, "", 10)).await.map_err(fmt_err)?;
+    let counters: Vec<(&str, Option<i64>)> = listed.items.iter().map(|found| (found.key.sk.as_str(), found.counter)).collect();
+    ensure!(counters == counted, "the query read back {counters:?}");
+    Ok(())
+}
+
+async fn an_add_within_bounds_applies<S: ItemStore, H: Harness>(store: &S, harness: &H, ns: &str) -> Result<(), String> {
+    let pk = format!("{ns}#counter-add");
+    let mut stock = item(&pk, "stock", 3, "stock").with_counter(10);
+    stock.expires_at = Some(harness.now().as_secs() + 3600);
+    store.put(stock.clone(), Condition::NotExists).await.map_err(fmt_err)?;
+    store.put(item(&pk, "other", 1, "other"), Condition::None).await.map_err(fmt_err)?;
+    store.transact(vec![add(&stock.key, -4, Some(0), Some(100))]).await.map_err(fmt_err)?;
+    let stored = store.get(&stock.key).await.map_err(fmt_err)?.ok_or("the counter's item went away")?;
+    let expected = Item { counter: Some(6), version: 4, ..stock.clone() };
+    ensure!(stored == expected, "after adding -4 to 10 the item is {stored:?}, not {expected:?}");
+    // No bounds; then down to exactly the floor, beside other writes of the same transaction.
+    store.transact(vec![add(&stock.key, 5, None, None)]).await.map_err(fmt_err)?;
+    let writes = vec![
+        Write::Put { item: item(&pk, "new", 1, "new"), condition: Condition::NotExists },
+        add(&stock.key, -11, Some(0), None),
+        Write::Delete { key: ItemKey::new(&pk, "other"), condition: Condition::Exists },
+    ];
+    store.transact(writes).await.map_err(fmt_err)?;
+    let stored = store.get(&stock.key).await.map_err(fmt_err)?.ok_or("the counter's item went away")?;
+    let expected = Item { counter: Some(0), version: 6, ..stock };
+    ensure!(stored == expected, "after +5 and -11 the item is {stored:?}, not {expected:?}");
+    ensure!(tag_of(store, &ItemKey::new(&pk, "new")).await?.as_deref() == Some("new"), "the put beside the add did not apply");
+    ensure!(tag_of(store, &ItemKey::new(&pk, "other")).await?.is_none(), "the delete beside the add did not apply");
+    // Up to exactly the ceiling.
+    store.transact(vec![add(&stored.key, 9, None, Some(9))]).await.map_err(fmt_err)?;
+    let counter = counter_of(store, &stored.key).await?;
+    ensure!(counter == Some((Some(9), 7)), "adding 9 to 0 under a ceiling of 9 gave {counter:?}");
+    Ok(())
+}
+
+async fn an_add_past_a_bound_fails_and_changes_nothing<S: ItemStore>(store: &S, ns: &str) -> Result<(), String> {
+    let pk = format!("{ns}#counter-bounds");
+    let stock = ItemKey::new(&pk, "stock");
+    let other = ItemKey::new(&pk, "other");
+    let new = ItemKey::new(&pk, "new");
+    store.put(item(&pk, "stock", 2, "stock").with_counter(10), Condition::None).await.map_err(fmt_err)?;
+    store.put(item(&pk, "other", 1, "other").with_counter(1), Condition::None).await.map_err(fmt_err)?;
+    let past_floor = vec![
+        Write::Put { item: item(&pk, "new", 1, "new"), condition: Condition::NotExists },
+        add(&other, 1, None, None),
+        add(&stock, -11, Some(0), None),
+    ];
+    let result = store.transact(past_floor).await;
+    ensure!(is_condition_failed(&result, 2, &stock), "taking 11 of 10 above a floor of 0 gave {result:?}");
+    let past_ceiling = vec![
+        Write::Delete { key: other.clone(), condition: Condition::Exists },
+        add(&stock, 1, Some(0), Some(10)),
+        Write::Put { item: item(&pk, "new", 1, "new"), condition: Condition::None },
+    ];
+    let result = store.transact(past_ceiling).await;
+    ensure!(is_condition_failed(&result, 1, &stock), "adding 1 to 10 under a ceiling of 10 gave {result:?}");
+    let past_i64 = vec![add(&stock, i64::MAX, None, None)];
+    let result = store.transact(past_i64).await;
+    ensure!(
+        is_condition_failed(&result, 0, &stock) || matches!(result, Err(StoreError::Invalid(_))),
+        "an add past the range of i64 gave {result:?}"
+    );
+    let counters = (counter_of(store, &stock).await?, counter_of(store, &other).await?);
+    ensure!(counters == (Some((Some(10), 2)), Some((Some(1), 1))), "failed adds changed the counters to {counters:?}");
+    ensure!(tag_of(store, &new).await?.is_none(), "a failed add let a put of its transaction through");
+    Ok(())
+}
+
+async fn an_add_needs_a_live_item_with_a_counter<S: ItemStore, H: Harness>(
+    store: &S,
+    harness: &H,
+    ns: &str,
+) -> Result<(), String> {
+    let pk = format!("{ns}#counter-absent");
+    let plain = ItemKey::new(&pk, "plain");
+    let counted = ItemKey::new(&pk, "counted");
+    let missing = ItemKey::new(&pk, "missing");
+    let mut expired = item(&pk, "expired", 1, "expired").with_counter(5);
+    expired.expires_at = Some(harness.now().as_secs() - 5);
+    store.put(item(&pk, "plain", 1, "plain"), Condition::None).await.map_err(fmt_err)?;
+    store.put(item(&pk, "counted", 1, "counted").with_counter(3), Condition::None).await.map_err(fmt_err)?;
+    store.put(expired.clone(), Condition::None).await.map_err(fmt_err)?;
+    let on_missing = vec![add(&counted, -1, Some(0), None), add(&missing, 1, None, None)];
+    let result = store.transact(on_missing).await;
+    ensure!(is_condition_failed(&result, 1, &missing), "an add on no item gave {result:?}");
+    let on_plain = vec![add(&plain, 1, None, None), Write::Put { item: item(&pk, "new", 1, "new"), condition: Condition::None }];
+    let result = store.transact(on_plain).await;
+    ensure!(is_condition_failed(&result, 0, &plain), "an add on an item without a counter gave {result:?}");
+    let on_expired = vec![
+        Write::Check { key: plain.clone(), condition: Condition::Exists },
+        add(&expired.key, 1, None, None),
+        add(&counted, 1, None, None),
+    ];
+    let result = store.transact(on_expired).await;
+    ensure!(is_condition_failed(&result, 1, &expired.key), "an add on an expired item gave {result:?}");
+    ensure!(counter_of(store, &counted).await? == Some((Some(3), 1)), "a failed transaction changed a counter beside it");
+    ensure!(counter_of(store, &plain).await? == Some((None, 1)), "an add gave an item without a counter one");
+    ensure!(counter_of(store, &missing).await?.is_none(), "an add on no item created one");
+    ensure!(tag_of(store, &ItemKey::new(&pk, "new")).await?.is_none(), "a failed add let a put of its transaction through");
+    ensure!(store.get(&expired.key).await.map_err(fmt_err)?.is_none(), "an add revived an expired item");
+    Ok(())
+}
+
+async fn a_put_without_a_counter_removes_it<S: ItemStore>(store: &S, ns: &str) -> Result<(), String> {
+    let pk = format!("{ns}#counter-removed");
+    let key = ItemKey::new(&pk, "a");
+    store.put(item(&pk, "a", 1, "counted").with_counter(4), Condition::NotExists).await.map_err(fmt_err)?;
+    store.put(item(&pk, "a", 2, "plain"), Condition::VersionEquals(1)).await.map_err(fmt_err)?;
+    let stored = store.get(&key).await.map_err(fmt_err)?;
+    ensure!(stored.as_ref() == Some(&item(&pk, "a", 2, "plain")), "a put without a counter left {stored:?}");
+    let result = store.transact(vec![add(&key, 1, None, None)]).await;
+    ensure!(is_condition_failed(&result, 0, &key), "an add after the counter was removed gave {result:?}");
+    // A put with a counter gives the item one again, as given.
+    store.transact(vec![Write::Put { item: item(&pk, "a", 3, "counted again").with_counter(-2), condition: Condition::Exists }])
+        .await
+        .map_err(fmt_err)?;
+    store.transact(vec![add(&key, 2, Some(0), None)]).await.map_err(fmt_err)?;
+    let counter = counter_of(store, &key).await?;
+    ensure!(counter == Some((Some(0), 4)), "a counter put back by a transaction then raised by 2 is {counter:?}");
+    Ok(())
+}
+
+/// Takes one from the counter under `key` unless that would take it below zero. [`StoreError::Contention`]
+/// means "nothing written, try again", so it is tried again, a bounded number of times.
+async fn take_one<S: ItemStore>(store: &S, key: &ItemKey) -> Result<(), StoreError> {
+    const TRIES: usize = 20;
+    for _ in 1..TRIES {
+        match store.transact(vec![add(key, -1, Some(0), None)]).await {
+            Err(StoreError::Contention) => {}
+            outcome => return outcome,
+        }
+    }
+    store.transact(vec![add(key, -1, Some(0), None)]).await
+}
+
+async fn concurrent_adds_never_pass_the_floor<S: ItemStore>(store: &S, ns: &str) -> Result<(), String> {
+    const TAKERS: usize = 20;
+    const STOCK: usize = 7;
+    let pk = format!("{ns}#counter-race");
+    let key = ItemKey::new(&pk, "stock");
+    let stock = i64::try_from(STOCK).map_err(fmt_err)?;
+    store.put(item(&pk, "stock", 1, "stock").with_counter(stock), Condition::NotExists).await.map_err(fmt_err)?;
+    let outcomes = futures::future::join_all((0..TAKERS).map(|_| take_one(store, &key))).await;
+    let taken = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+    let refused = outcomes.iter().filter(|outcome| is_condition_failed(outcome, 0, &key)).count();
+    let others: Vec<String> =
+        outcomes.iter().filter(|outcome| !outcome.is_ok() && !is_condition_failed(outcome, 0, &key)).map(fmt_err).collect();
+    ensure!(others.is_empty(), "concurrent adds failed otherwise: {others:?}");
+    ensure!(taken == STOCK && refused == TAKERS - STOCK, "{TAKERS} takers of {STOCK}: {taken} took one, {refused} were refused");
+    let counter = counter_of(store, &key).await?;
+    ensure!(counter == Some((Some(0), 1 + STOCK as u64)), "after the race the counter and version are {counter:?}");
+    Ok(())
+}
+
 async fn bad_requests_are_refused<S: ItemStore>(store: &S, ns: &str) -> Result<(), String> {
     let pk = format!("{ns}#bad");
     let empty = store.transact(Vec::new()).await;
@@ -202,5 +380,20 @@ pub async fn run<S: ItemStore, H: Harness>(store: &S, harness: &H, namespace: &s
         CaseReport { name: "a failed transaction changes nothing", outcome: a_failed_transaction_changes_nothing(store, namespace).await },
         CaseReport { name: "a transaction applies every write", outcome: a_transaction_applies_every_write(store, namespace).await },
         CaseReport { name: "bad requests are refused", outcome: bad_requests_are_refused(store, namespace).await },
+        CaseReport { name: "counters are stored and read back", outcome: counters_are_stored_and_read_back(store, namespace).await },
+        CaseReport { name: "an add within bounds applies", outcome: an_add_within_bounds_applies(store, harness, namespace).await },
+        CaseReport {
+            name: "an add past a bound fails and changes nothing",
+            outcome: an_add_past_a_bound_fails_and_changes_nothing(store, namespace).await,
+        },
+        CaseReport {
+            name: "an add needs a live item with a counter",
+            outcome: an_add_needs_a_live_item_with_a_counter(store, harness, namespace).await,
+        },
+        CaseReport { name: "a put without a counter removes it", outcome: a_put_without_a_counter_removes_it(store, namespace).await },
+        CaseReport {
+            name: "concurrent adds never pass the floor",
+            outcome: concurrent_adds_never_pass_the_floor(store, namespace).await,
+        },
     ]
 }

@@ -60,12 +60,23 @@ pub struct Item {
     pub expires_at: Option<i64>,
     /// The document.
     pub data: Value,
+    /// A whole number kept beside the document that [`Write::Add`] changes atomically (stock, a usage count);
+    /// `None` for items that are not counters. Stored as the backend's own number, so the backend can check a
+    /// bound and add in one step, which it cannot do inside the JSON document.
+    pub counter: Option<i64>,
 }
 
 impl Item {
-    /// An item with no expiry.
+    /// An item with no expiry and no counter.
     pub fn new(key: ItemKey, version: u64, data: Value) -> Self {
-        Self { key, version, expires_at: None, data }
+        Self { key, version, expires_at: None, data, counter: None }
+    }
+
+    /// This item with a counter.
+    #[must_use]
+    pub fn with_counter(mut self, counter: i64) -> Self {
+        self.counter = Some(counter);
+        self
     }
 
     /// Whether the item is expired at `now_secs` (seconds since the Unix epoch).
@@ -124,6 +135,27 @@ pub enum Write {
         /// The condition on the item currently under the key.
         condition: Condition,
     },
+    /// Add `delta` (which may be negative) to the counter of the live item under `key`, and 1 to its version,
+    /// leaving its document and expiry as they are. Its condition: the item exists, has a counter, and the new
+    /// value is at least `floor` and at most `ceiling` where they are given. This is the atomic "take 3 if at
+    /// least 3 are left" that stock and usage limits need, without reading first: DynamoDB (`SET n = n + :d`
+    /// with a condition on `n`), SQLite and D1 (`UPDATE .. SET counter = counter + ?`) do it natively.
+    Add {
+        /// The counter's item.
+        key: ItemKey,
+        /// What to add.
+        delta: i64,
+        /// The smallest value the counter may take, if any.
+        floor: Option<i64>,
+        /// The largest value the counter may take, if any.
+        ceiling: Option<i64>,
+    },
+}
+
+/// Whether an [`Write::Add`] may apply to a counter currently at `current` (`None`: no live item, or no counter).
+pub fn add_holds(current: Option<i64>, delta: i64, floor: Option<i64>, ceiling: Option<i64>) -> bool {
+    let Some(value) = current.and_then(|current| current.checked_add(delta)) else { return false };
+    floor.is_none_or(|floor| value >= floor) && ceiling.is_none_or(|ceiling| value <= ceiling)
 }
 
 impl Write {
@@ -131,16 +163,18 @@ impl Write {
     pub fn key(&self) -> &ItemKey {
         match self {
             Write::Put { item, .. } => &item.key,
-            Write::Delete { key, .. } | Write::Check { key, .. } => key,
+            Write::Delete { key, .. } | Write::Check { key, .. } | Write::Add { key, .. } => key,
         }
     }
 
-    /// The condition this write carries.
+    /// The condition this write carries on the item's existence and version. A [`Write::Add`] needs the item
+    /// to exist ([`Condition::Exists`]); its bounds are checked with [`add_holds`].
     pub fn condition(&self) -> Condition {
         match self {
             Write::Put { condition, .. } | Write::Delete { condition, .. } | Write::Check { condition, .. } => {
                 *condition
             }
+            Write::Add { .. } => Condition::Exists,
         }
     }
 }
@@ -302,6 +336,10 @@ pub enum StoreError {
     /// The request breaks a limit of the port (key size, transaction size, duplicate keys, query limit).
     #[error("invalid store request: {0}")]
     Invalid(String),
+    /// Concurrent transactions on the same items kept cancelling this one (DynamoDB's `TransactionConflict`)
+    /// after the adapter's own retries; nothing was written, and the caller may try again shortly.
+    #[error("the transaction lost to concurrent ones on the same items; nothing was written")]
+    Contention,
     /// Anything else (backend unreachable, throttled past retries, corrupt data).
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -316,6 +354,11 @@ pub enum StoreError {
 /// - a write whose condition fails MUST return [`StoreError::ConditionFailed`] and change nothing;
 /// - `transact` applies all its writes or none; when a condition fails it MUST return
 ///   [`StoreError::ConditionFailed`] with the index of a write whose condition failed;
+/// - a [`Write::Add`] changes only the counter (by exactly `delta`) and the version (by one), atomically with
+///   the rest of its transaction, and fails as a condition when the item is absent, has no counter, or the new
+///   value would leave its bounds; a `put` stores the item's counter as given (`None` removes it);
+/// - a transaction cancelled by concurrent transactions (not by its own conditions) is retried by the adapter
+///   for a bounded time, then reported as [`StoreError::Contention`], never as [`StoreError::Internal`];
 /// - `query` returns live items of one partition whose sort key starts with the prefix, in ascending
 ///   byte-wise order of the sort key, resuming strictly after the cursor, so that following `next` visits
 ///   every item once.
