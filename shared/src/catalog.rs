@@ -11,7 +11,9 @@
 //! | token entry | `TOKEN#<token>` | `<id>` | the product and its tokens |
 //!
 //! Every product write updates the product, its SKU claim and all its entries in one transaction, so the
-//! index never disagrees with the products. A search walks one list (see `SearchRequest::source`), filters
+//! index never disagrees with the products. Stock is the exception: it is the counter of the product's own
+//! item, which checkouts and cancellations change atomically ([`Catalog::stock_write`]) without rewriting the
+//! index, so listings show the stock of the last catalog write while `GET /products/{id}` and carts see it live. A search walks one list (see `SearchRequest::source`), filters
 //! each entry by the full request, and examines at most [`MAX_EXAMINED`] entries per call: a search never
 //! reads the whole catalog, and a sparse result comes back as a short page with a cursor.
 //! This module owns no HTTP and no clock; time and ids come in as arguments.
@@ -112,6 +114,19 @@ fn from_item<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, CatalogError
         .map_err(|error| CatalogError::Internal(anyhow::Error::new(error).context("decode stored item")))
 }
 
+/// A product from its own item: the stock is the item's counter (sales change it atomically, see
+/// [`Catalog::stock_write`]) and the version the item's, so a sale changes the `ETag` too. Products written
+/// before stock became a counter carry it only in their document.
+fn product_from_item(item: Item) -> Result<Product, CatalogError> {
+    let (version, counter) = (item.version, item.counter);
+    let mut product: Product = from_item(item)?;
+    product.version = version;
+    if let Some(stock) = counter {
+        product.stock = u32::try_from(stock.max(0)).unwrap_or(u32::MAX);
+    }
+    Ok(product)
+}
+
 /// The catalog's repository: products, their SKU claims and their search index.
 #[derive(Debug, Clone)]
 pub struct Catalog<S> {
@@ -130,9 +145,38 @@ impl<S: ItemStore> Catalog<S> {
     /// [`CatalogError::NotFound`], or [`CatalogError::Internal`] when the store fails.
     pub async fn get(&self, id: &ProductId) -> Result<Product, CatalogError> {
         match self.store.get(&product_key(id)).await? {
-            Some(item) => from_item(item),
+            Some(item) => product_from_item(item),
             None => Err(CatalogError::NotFound),
         }
+    }
+
+    /// The product with this id, with a stock counter on its item: a product written before stock became a
+    /// counter gets one now, from its document, so that [`Catalog::stock_write`] can apply to it.
+    ///
+    /// # Errors
+    /// As [`Catalog::get`].
+    pub async fn get_for_sale(&self, id: &ProductId) -> Result<Product, CatalogError> {
+        for _ in 0..3 {
+            let Some(item) = self.store.get(&product_key(id)).await? else { return Err(CatalogError::NotFound) };
+            if item.counter.is_some() {
+                return product_from_item(item);
+            }
+            let product = product_from_item(item.clone())?;
+            let adopted = Item { version: item.version + 1, counter: Some(i64::from(product.stock)), ..item };
+            match self.store.put(adopted, Condition::VersionEquals(product.version)).await {
+                Ok(()) => {}
+                Err(StoreError::ConditionFailed { .. }) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(CatalogError::Internal(anyhow::anyhow!("the product {id} kept changing while getting its stock counter")))
+    }
+
+    /// The write that takes `units` out of a product's stock (never below zero) when `units` is positive, or
+    /// puts them back when it is negative, for a checkout's or a cancellation's transaction. It fails as a
+    /// condition when the stock is short (or the product is gone).
+    pub fn stock_write(id: &ProductId, units: i64) -> Write {
+        Write::Add { key: product_key(id), delta: -units, floor: Some(0), ceiling: None }
     }
 
     fn writes_for(product: &Product, tokens: &Tokens) -> Result<Vec<Write>, CatalogError> {
@@ -160,7 +204,10 @@ impl<S: ItemStore> Catalog<S> {
         let product = new_product.into_product(id, clock.now());
         let tokens = Tokens::of_product(&product);
         let mut writes = vec![
-            Write::Put { item: to_item(product_key(&product.id), product.version, &product)?, condition: Condition::NotExists },
+            Write::Put {
+                item: to_item(product_key(&product.id), product.version, &product)?.with_counter(i64::from(product.stock)),
+                condition: Condition::NotExists,
+            },
             Write::Put {
                 item: to_item(sku_key(&product), product.version, &Value::String(product.id.to_string()))?,
                 condition: Condition::NotExists,
@@ -196,7 +243,7 @@ impl<S: ItemStore> Catalog<S> {
         let old_tokens = Tokens::of_product(&old);
         let tokens = Tokens::of_product(&product);
         let mut writes = vec![Write::Put {
-            item: to_item(product_key(id), product.version, &product)?,
+            item: to_item(product_key(id), product.version, &product)?.with_counter(i64::from(product.stock)),
             condition: Condition::VersionEquals(old.version),
         }];
         let sku_item = to_item(sku_key(&product), product.version, &Value::String(id.to_string()))?;

@@ -33,11 +33,16 @@ macro_rules! text_newtype {
 pub(crate) use text_newtype;
 
 pub mod account;
+pub mod commerce;
 pub mod money;
 pub mod product;
 pub mod search;
 
 pub use account::{AccountError, Email, Password, PasswordHash, Role, SessionId, User, UserId};
+pub use commerce::{
+    AppliedDiscount, Cart, CartLine, CommerceError, Discount, DiscountCode, DiscountKind, DiscountRejection, OrderStatus, Percent,
+    PricedLine, Quantity, Totals,
+};
 pub use money::{Currency, Money, MoneyError};
 pub use product::{Category, NewProduct, Product, ProductError, ProductId, Sku};
 pub use search::{SearchError, SearchRequest, SearchSource, Tokens};

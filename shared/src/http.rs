@@ -10,6 +10,7 @@ pub mod cursor;
 pub mod error;
 pub mod extract;
 pub mod identity;
+pub mod idempotent;
 pub mod state;
 pub mod views;
 

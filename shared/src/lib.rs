@@ -2,7 +2,8 @@
 //!
 //! It owns the domain rules (`domain`), the ports through which the domain reaches the outside (`ports`),
 //! the typed repositories written once on top of the item store (`catalog`, `accounts`, `sessions`, `rate_limit`),
-//! the authentication use cases (`auth`), the HTTP pieces every
+//! the authentication use cases (`auth`), buying (`commerce`: carts, discounts, orders, the checkout), payments
+//! (`payments`: the sandbox provider and the retrying gateway), idempotency keys (`idempotency`), the HTTP pieces every
 //! endpoint uses (`http`) and one adapter per backend (`adapters`). The hosts that wire them live in
 //! `functions/lambda-host`, `functions/worker-host` and `functions/local-host`.
 //! With no features it builds for `wasm32-unknown-unknown`: nothing here may call an API that panics there.
@@ -12,13 +13,16 @@ pub mod accounts;
 pub mod adapters;
 pub mod auth;
 pub mod catalog;
+pub mod commerce;
 #[cfg(any(test, feature = "testkit"))]
 pub mod contract;
 pub mod demo;
 pub mod domain;
 pub mod http;
+pub mod idempotency;
 pub mod jobs;
 pub mod outbox;
+pub mod payments;
 pub mod ports;
 pub mod rate_limit;
 pub mod sessions;

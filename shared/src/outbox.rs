@@ -37,6 +37,8 @@ const RELAY_PAGE: usize = 100;
 pub enum Topic {
     /// Account data export and erasure requests, for the privacy job.
     Privacy,
+    /// `order.created` and `order.cancelled`, for the order-events job.
+    Orders,
 }
 
 impl Topic {
@@ -44,6 +46,7 @@ impl Topic {
     pub const fn name(self) -> &'static str {
         match self {
             Topic::Privacy => "privacy",
+            Topic::Orders => "orders",
         }
     }
 }
@@ -123,12 +126,18 @@ pub trait Publish: Send + Sync {
 pub struct Topics<Q> {
     /// The privacy queue.
     pub privacy: Q,
+    /// The orders queue; `None` on a host that has none yet (its order events then wait in the outbox).
+    pub orders: Option<Q>,
 }
 
 impl<Q: JobQueue> Publish for Topics<Q> {
     fn publish(&self, topic: Topic, job: NewJob) -> PublishFuture<'_> {
         match topic {
             Topic::Privacy => Box::pin(self.privacy.send(job)),
+            Topic::Orders => match &self.orders {
+                Some(orders) => Box::pin(orders.send(job)),
+                None => Box::pin(std::future::ready(Err(QueueError::Internal(anyhow::anyhow!("this host has no orders queue"))))),
+            },
         }
     }
 }
@@ -264,7 +273,7 @@ mod tests {
         let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
         let store = MemoryItemStore::new(clock.clone());
         let queue = MemoryJobQueue::new(clock, QueueSettings::default());
-        (store, Flaky { topics: Topics { privacy: queue.clone() }, queue, down: AtomicBool::new(false) })
+        (store, Flaky { topics: Topics { privacy: queue.clone(), orders: Some(queue.clone()) }, queue, down: AtomicBool::new(false) })
     }
 
     async fn bodies(queue: &MemoryJobQueue) -> Vec<String> {

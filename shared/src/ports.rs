@@ -8,15 +8,17 @@ pub mod id_gen;
 pub mod item_store;
 pub mod job_queue;
 pub mod password;
+pub mod payments;
 pub mod random;
 pub mod token;
 
-pub use clock::{Clock, Timestamp};
+pub use clock::{Clock, Sleep, SleepFuture, Timestamp};
 pub use id_gen::IdGen;
 pub use item_store::{
     Condition, Cursor, Item, ItemKey, ItemStore, Page, Query, StoreError, Write,
 };
 pub use job_queue::{Delivery, JobInbox, JobQueue, NewJob, Outcome, QueueError};
 pub use password::{PasswordHashError, PasswordHasher};
+pub use payments::{Charge, ChargeRequest, ChargeStatus, PaymentError, PaymentFuture, Payments};
 pub use random::{Random, RandomError};
 pub use token::{AccessClaims, IssuedToken, TokenError, TokenRejection, TokenSigner};

@@ -2,7 +2,7 @@
 //! `If-Match`) are refused to anonymous callers (401) and customers (403); an admin's writes are validated
 //! (422 naming the field), conditional (428 without `If-Match`, 412 when stale), keep SKUs unique (409) and
 //! keep the search in step. The admin is the host's configured first admin (`tests::admin_email`); the
-//! scenario registers it itself, or logs in if an earlier scenario did.
+//! scenarios register it themselves if no earlier run did, and sign it in once per process (`tests::Api::admin`).
 //!
 //! The products written here are in category `scenarios` and named with words no demo product uses, so the
 //! catalog scenarios running at the same time are not disturbed.
@@ -11,17 +11,13 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tests::{Api, User, unique};
 
-/// The password the scenarios give the first admin.
+/// The password the scenarios give the first admin (scripts/test-workers.sh reads it from this line).
 const ADMIN_PASSWORD: &str = "scenario-admin-password-0001";
 
-async fn admin(api: &Api) -> User {
-    let email = tests::admin_email();
-    let registered = api.register(&email, ADMIN_PASSWORD).await;
-    assert!(matches!(registered.status, 201 | 409), "{}", registered.text);
-    let admin = api.sign_in(&email, ADMIN_PASSWORD).await;
-    let shown = api.call(Method::GET, "/me", Some(&admin.access), None).await;
-    assert_eq!(shown.json["role"], "admin", "{email} is not the host's first admin: {}", shown.text);
-    admin
+/// The host's first admin, signed in once for every scenario of this process (see `tests::Api::admin`); the
+/// commerce scenarios use it too.
+pub(crate) async fn admin(api: &Api) -> User {
+    api.admin(ADMIN_PASSWORD).await
 }
 
 fn product(sku: &str, name: &str) -> Value {

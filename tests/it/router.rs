@@ -222,7 +222,7 @@ async fn an_erasure_asked_for_while_the_queue_is_down_is_kept_and_relayed_later(
     let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
     let privacy = MemoryJobQueue::new(clock.clone(), QueueSettings::default());
     let queue = Arc::new(SwitchableQueue {
-        topics: shared::outbox::Topics { privacy: privacy.clone() },
+        topics: shared::outbox::Topics { privacy: privacy.clone(), orders: None },
         up: std::sync::atomic::AtomicBool::new(false),
     });
     let keys = Keys::derive(&[7; 32]).unwrap_or_else(|error| panic!("{error}"));

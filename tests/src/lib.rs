@@ -246,12 +246,7 @@ impl Api {
         if let Some((content_type, bytes)) = body {
             request = request.header("content-type", content_type).body(bytes);
         }
-        let response = request.send().await.unwrap_or_else(|error| panic!("{path}: {error}"));
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap_or_default();
-        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Answer { status, headers, json, text }
+        read_whole(request, path).await
     }
 
     /// `GET path`.
@@ -338,6 +333,104 @@ impl Api {
         }
         panic!("{query}: the search did not end within 1000 pages");
     }
+
+    /// The host's first admin ([`admin_email`]), registered with `password` if no scenario has registered it yet,
+    /// signed in and checked to hold the admin role.
+    ///
+    /// The sign-in is shared by every scenario of this test process and renewed only when it is
+    /// [`ADMIN_SESSION_REUSE`] old: the host allows an account a burst of five logins and then one a minute,
+    /// so scenarios that each logged the admin in would be refused with 429.
+    ///
+    /// # Panics
+    /// When the registration or login fails, or the account is not an admin.
+    pub async fn admin(&self, password: &str) -> User {
+        static ADMIN: tokio::sync::Mutex<Option<(User, std::time::Instant)>> = tokio::sync::Mutex::const_new(None);
+        let mut signed_in = ADMIN.lock().await;
+        if let Some((admin, _)) = signed_in.as_ref().filter(|(_, at)| at.elapsed() < ADMIN_SESSION_REUSE) {
+            return admin.clone();
+        }
+        let email = admin_email();
+        let registered = self.register(&email, password).await;
+        assert!(matches!(registered.status, 201 | 409), "register the first admin {email}: {}", registered.text);
+        let admin = self.sign_in(&email, password).await;
+        let shown = self.call(reqwest::Method::GET, "/me", Some(&admin.access), None).await;
+        assert_eq!(shown.json["role"], "admin", "{email} is not the host's first admin: {}", shown.text);
+        *signed_in = Some((admin.clone(), std::time::Instant::now()));
+        admin
+    }
+
+    /// Creates a product as `admin` in category `scenarios`, named after a fresh word starting with `word` (so
+    /// no search of another scenario finds it), priced `price` minor units of EUR, with `stock` units; returns
+    /// the created product as the host shows it.
+    ///
+    /// # Panics
+    /// When the host does not answer 201.
+    pub async fn create_product(&self, admin: &User, word: &str, price: i64, stock: u32) -> Value {
+        let body = serde_json::json!({
+            "sku": unique("SKU-"),
+            "name": format!("Scenario {}", unique(word)),
+            "description": "written by the commerce scenarios",
+            "category": "scenarios",
+            "price": { "amount": price, "currency": "EUR" },
+            "stock": stock
+        });
+        let created = self.call(reqwest::Method::POST, "/products", Some(&admin.access), Some(&body)).await;
+        assert_eq!(created.status, 201, "create a product with {stock} in stock: {}", created.text);
+        created.json
+    }
+
+    /// A product's current stock, from `GET /products/{id}`.
+    ///
+    /// # Panics
+    /// When the product cannot be read or shows no stock.
+    pub async fn stock_of(&self, product_id: &str) -> u64 {
+        let path = format!("/products/{product_id}");
+        let product = self.get(&path).await;
+        assert_eq!(product.status, 200, "{path}: {}", product.text);
+        product.json["stock"].as_u64().unwrap_or_else(|| panic!("{path} shows no stock: {}", product.text))
+    }
+
+    /// `POST /checkout` as `user` with `Idempotency-Key: <key>` and the body `{"payment_token": <payment_token>}`.
+    pub async fn checkout(&self, user: &User, key: &str, payment_token: &str) -> Answer {
+        let body = serde_json::json!({ "payment_token": payment_token });
+        self.checkout_raw(Some(&user.access), Some(key.as_bytes()), &body).await
+    }
+
+    /// `POST /checkout` with an optional bearer token, an optional `Idempotency-Key` given as raw bytes (so a
+    /// scenario can send what a well-behaved client would not, such as non-ASCII text) and any JSON body.
+    pub async fn checkout_raw(&self, token: Option<&str>, key: Option<&[u8]>, body: &Value) -> Answer {
+        let mut request = self
+            .client
+            .post(format!("{}/checkout", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_string().into_bytes());
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        if let Some(key) = key {
+            let value = reqwest::header::HeaderValue::from_bytes(key)
+                .unwrap_or_else(|error| panic!("Idempotency-Key {:?} cannot be sent: {error}", String::from_utf8_lossy(key)));
+            request = request.header("idempotency-key", value);
+        }
+        read_whole(request, "/checkout").await
+    }
+}
+
+/// How long the scenarios reuse the first admin's sign-in: well within the access token's 15 minutes, so a
+/// scenario that takes the token at the end of this time still has minutes left to use it.
+pub const ADMIN_SESSION_REUSE: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// Sends a request and reads its response whole.
+///
+/// # Panics
+/// When the request cannot be sent (`path` names it in the message).
+async fn read_whole(request: reqwest::RequestBuilder, path: &str) -> Answer {
+    let response = request.send().await.unwrap_or_else(|error| panic!("{path}: {error}"));
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap_or_default();
+    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Answer { status, headers, json, text }
 }
 
 /// The claims of a token, read without checking it (the scenarios spoil them one at a time).

@@ -161,7 +161,8 @@ impl AwsConfig {
 pub fn publisher(aws: &AwsConfig, http: &SharedHttpClient, privacy_queue_url: &str) -> anyhow::Result<Publisher> {
     let privacy =
         SqsJobSender::new(aws.sqs(http), privacy_queue_url).with_context(|| format!("{PRIVACY_QUEUE_URL} is invalid"))?;
-    Ok(Arc::new(Topics { privacy }))
+    // The orders queue comes with the commerce functions on this host; until then order events would wait in the outbox.
+    Ok(Arc::new(Topics { privacy, orders: None }))
 }
 
 /// The roots AWS service endpoints chain to (Amazon Root CA 1 to 4 and Starfield Services Root G2, which

@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 
 pub mod consumer;
 pub mod relay;
+pub mod sweep;
 
 /// The store this host runs on, named once.
 pub type Store = SqliteItemStore;
@@ -35,6 +36,9 @@ pub const JOBS_QUEUE: &str = "jobs";
 /// The name of the privacy queue. Nothing consumes it yet: its jobs wait in the data file for the privacy
 /// job function (`SqliteJobQueue::waiting` lists them).
 pub const PRIVACY_QUEUE: &str = "privacy";
+/// The name of the orders queue (`order.created`, `order.cancelled`). Nothing consumes it yet: its events wait
+/// in the data file for the order-events job function.
+pub const ORDERS_QUEUE: &str = "orders";
 /// How often the outbox relay looks for events that were committed but not yet published.
 const RELAY_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -158,7 +162,12 @@ pub fn app(state: AppState<Store>) -> Router {
         .merge(login::router(state.clone()))
         .merge(refresh::router(state.clone()))
         .merge(logout::router(state.clone()))
-        .merge(me::router(state))
+        .merge(me::router(state.clone()))
+        .merge(cart::router(state.clone()))
+        .merge(discounts::router(state.clone()))
+        .merge(checkout::router(state.clone()))
+        .merge(orders::router(state.clone()))
+        .merge(payments::router(state))
         .fallback(shared::http::error::not_found)
         .layer(axum::middleware::from_fn(shared::http::extract::buffer_body))
         .layer(axum::middleware::from_fn(client_address))
@@ -208,11 +217,15 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
     let ids: Arc<dyn IdGen> = Arc::new(UuidIds);
     let db = SqliteDb::open(&config.data, clock.clone())?;
     let keys = Keys::derive(&load_or_create_secret(&config.data)?).context("the data file's secret is too short")?;
-    let publisher: Publisher = Arc::new(Topics { privacy: db.job_queue(PRIVACY_QUEUE, QueueSettings::default()) });
+    let publisher: Publisher = Arc::new(Topics {
+        privacy: db.job_queue(PRIVACY_QUEUE, QueueSettings::default()),
+        orders: Some(db.job_queue(ORDERS_QUEUE, QueueSettings::default())),
+    });
     let (settings, password_params) = account_settings(&config)?;
     let state = AppState::configured(db.item_store(), clock.clone(), ids.clone(), keys, settings, password_params)
         .context("invalid password parameters")?
-        .with_publisher(publisher.clone());
+        .with_publisher(publisher.clone())
+        .with_sleep(Arc::new(sweep::TokioSleep));
     let seeded = if config.no_seed { 0 } else { state.catalog.seed_demo_if_empty(&ids, &clock).await? };
     let listener = TcpListener::bind((config.host, config.port))
         .await
@@ -221,7 +234,8 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
     let jobs: SqliteJobQueue = db.job_queue(JOBS_QUEUE, QueueSettings::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let consumer = tokio::spawn(consumer::run(jobs, Duration::from_millis(500), stop_rx.clone()));
-    let relay = tokio::spawn(relay::run(state.outbox(), publisher, RELAY_INTERVAL, stop_rx));
+    let relay = tokio::spawn(relay::run(state.outbox(), publisher, RELAY_INTERVAL, stop_rx.clone()));
+    let sweeper = tokio::spawn(sweep::run(state.commerce.clone(), sweep::SWEEP_INTERVAL, stop_rx));
     let router = app(state);
     let done = tokio::spawn(async move {
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
@@ -229,6 +243,7 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
         let _ = stop_tx.send(true);
         let _ = consumer.await;
         let _ = relay.await;
+        let _ = sweeper.await;
         served.context("the server failed")
     });
     Ok(Running { addr, seeded, done })

@@ -63,7 +63,7 @@ mod tests {
         store.transact(vec![write]).await.unwrap_or_else(|error| panic!("{error}"));
 
         let (stop_tx, stop_rx) = watch::channel(false);
-        let publisher: Publisher = Arc::new(Topics { privacy: privacy.clone() });
+        let publisher: Publisher = Arc::new(Topics { privacy: privacy.clone(), orders: Some(db.job_queue("orders", QueueSettings::default())) });
         let relay = tokio::spawn(run(Outbox::new(store.clone()), publisher, Duration::from_millis(20), stop_rx));
         let mut waiting = Vec::new();
         for _ in 0..200 {

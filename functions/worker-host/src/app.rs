@@ -90,7 +90,8 @@ async fn build(env: &Env) -> anyhow::Result<(Router, AppState<Store>, Option<KvL
 fn publisher(env: &Env, store: &Store, clock: &Arc<dyn Clock>) -> Option<Publisher> {
     let queue = env.queue(config::PRIVACY_BINDING).ok()?;
     let privacy = Queue::new(queue, Topic::Privacy.name(), store.clone(), Arc::clone(clock), QueueSettings::default());
-    Some(Arc::new(Topics { privacy }))
+    // The orders queue comes with the commerce functions on this host; until then order events would wait in the outbox.
+    Some(Arc::new(Topics { privacy, orders: None }))
 }
 
 /// The header in which Cloudflare's edge names the address the connection came from; the edge sets it itself,

@@ -9,6 +9,9 @@ use serde::Serialize;
 
 use crate::auth::{AuthError, LoginError, RegisterError};
 use crate::catalog::CatalogError;
+use crate::commerce::{CartError, CheckoutError, DiscountError, OrderError};
+use crate::domain::commerce::CommerceError;
+use crate::ports::StoreError;
 use crate::domain::account::AccountError;
 use crate::domain::product::ProductError;
 use crate::domain::search::SearchError;
@@ -82,6 +85,52 @@ pub enum ApiError {
         /// Seconds until an attempt may succeed.
         retry_after_secs: u64,
     },
+    /// A product has fewer units in stock than asked (409 `insufficient_stock`, naming `product_id`).
+    #[error("insufficient stock")]
+    InsufficientStock {
+        /// The product.
+        product_id: String,
+    },
+    /// The cart holds the most lines it may (422 `cart_full`).
+    #[error("cart full")]
+    CartFull,
+    /// The cart has no lines to check out (422 `cart_empty`).
+    #[error("cart empty")]
+    CartEmpty,
+    /// A discount code does not apply (422 `discount_invalid`, with its `reason`).
+    #[error("discount invalid: {reason}")]
+    DiscountInvalid {
+        /// Why: `unknown`, `not_started`, `expired`, `used_up` or `min_subtotal_not_met`.
+        reason: &'static str,
+    },
+    /// The request needs an `Idempotency-Key` header (400 `idempotency_key_missing`).
+    #[error("idempotency key missing")]
+    IdempotencyKeyMissing,
+    /// The `Idempotency-Key` header is malformed (400 `idempotency_key_invalid`).
+    #[error("idempotency key invalid")]
+    IdempotencyKeyInvalid,
+    /// The key was used with another request body (422 `idempotency_key_reused`).
+    #[error("idempotency key reused")]
+    IdempotencyKeyReused,
+    /// The first request with the key is still running (409 `idempotency_key_in_use`, with `Retry-After`).
+    #[error("idempotency key in use")]
+    IdempotencyKeyInUse,
+    /// The payment provider declined (402 `payment_declined`).
+    #[error("payment declined: {0}")]
+    PaymentDeclined(String),
+    /// The payment provider is not answering or its breaker is open (503 `payment_unavailable`, with
+    /// `Retry-After`).
+    #[error("payment unavailable")]
+    PaymentUnavailable {
+        /// Seconds until a retry may succeed.
+        retry_after_secs: u64,
+    },
+    /// The checkout this key started was abandoned and released (409 `checkout_abandoned`).
+    #[error("checkout abandoned")]
+    CheckoutAbandoned,
+    /// Concurrent requests on the same data kept winning (409 `contention`, with `Retry-After`); nothing changed.
+    #[error("contention")]
+    Contention,
     /// A dependency such as the store is not answering (503 `unavailable`).
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -100,6 +149,10 @@ struct Problem<'a> {
     code: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     param: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    product_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
 }
 
 impl ApiError {
@@ -121,6 +174,18 @@ impl ApiError {
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::PreconditionRequired => (StatusCode::PRECONDITION_REQUIRED, "precondition_required"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::InsufficientStock { .. } => (StatusCode::CONFLICT, "insufficient_stock"),
+            ApiError::CartFull => (StatusCode::UNPROCESSABLE_ENTITY, "cart_full"),
+            ApiError::CartEmpty => (StatusCode::UNPROCESSABLE_ENTITY, "cart_empty"),
+            ApiError::DiscountInvalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "discount_invalid"),
+            ApiError::IdempotencyKeyMissing => (StatusCode::BAD_REQUEST, "idempotency_key_missing"),
+            ApiError::IdempotencyKeyInvalid => (StatusCode::BAD_REQUEST, "idempotency_key_invalid"),
+            ApiError::IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
+            ApiError::IdempotencyKeyInUse => (StatusCode::CONFLICT, "idempotency_key_in_use"),
+            ApiError::PaymentDeclined(_) => (StatusCode::PAYMENT_REQUIRED, "payment_declined"),
+            ApiError::PaymentUnavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "payment_unavailable"),
+            ApiError::CheckoutAbandoned => (StatusCode::CONFLICT, "checkout_abandoned"),
+            ApiError::Contention => (StatusCode::CONFLICT, "contention"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -149,6 +214,22 @@ impl ApiError {
             ApiError::RateLimited { retry_after_secs } => {
                 format!("too many attempts; try again in {retry_after_secs} seconds")
             }
+            ApiError::InsufficientStock { .. } => "there are not enough units of the product in stock".to_owned(),
+            ApiError::CartFull => format!("a cart holds at most {} lines", crate::domain::commerce::MAX_CART_LINES),
+            ApiError::CartEmpty => "the cart is empty; add a product before checking out".to_owned(),
+            ApiError::DiscountInvalid { reason } => format!("the discount code does not apply ({reason})"),
+            ApiError::IdempotencyKeyMissing => "send an Idempotency-Key header with a key unique to this checkout".to_owned(),
+            ApiError::IdempotencyKeyInvalid => crate::idempotency::InvalidKey.to_string(),
+            ApiError::IdempotencyKeyReused => "this Idempotency-Key was used with another request body".to_owned(),
+            ApiError::IdempotencyKeyInUse => "a request with this Idempotency-Key is still running; retry shortly".to_owned(),
+            ApiError::PaymentDeclined(reason) => format!("the payment was declined: {reason}"),
+            ApiError::PaymentUnavailable { .. } => {
+                "the payment provider is not answering; retry with the same Idempotency-Key later".to_owned()
+            }
+            ApiError::CheckoutAbandoned => {
+                "the checkout started with this Idempotency-Key was abandoned; check out again with a new key".to_owned()
+            }
+            ApiError::Contention => "too many concurrent changes to the same data; retry shortly".to_owned(),
             ApiError::Unavailable(what) => format!("{what} is not answering; try again later"),
             ApiError::Internal(_) => "the server failed to handle the request; it has been logged".to_owned(),
         }
@@ -173,6 +254,14 @@ impl IntoResponse for ApiError {
             detail: self.detail(),
             code,
             param,
+            product_id: match &self {
+                ApiError::InsufficientStock { product_id } => Some(product_id.as_str()),
+                _ => None,
+            },
+            reason: match &self {
+                ApiError::DiscountInvalid { reason } => Some(reason),
+                _ => None,
+            },
         };
         let body = serde_json::to_vec(&problem).unwrap_or_else(|_| b"{\"code\":\"internal\"}".to_vec());
         let mut response = (status, body).into_response();
@@ -181,8 +270,11 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized => {
                 response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            ApiError::RateLimited { retry_after_secs } => {
+            ApiError::RateLimited { retry_after_secs } | ApiError::PaymentUnavailable { retry_after_secs } => {
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from((*retry_after_secs).max(1)));
+            }
+            ApiError::IdempotencyKeyInUse | ApiError::Contention => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1_u64));
             }
             _ => {}
         }
@@ -265,4 +357,75 @@ pub async fn not_found() -> ApiError {
 /// The answer to a request whose route exists for other methods: a 405 problem document.
 pub async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
+}
+
+/// An internal error, unless the store gave up on contention (which the client may simply retry).
+fn internal(error: anyhow::Error) -> ApiError {
+    if matches!(error.downcast_ref::<StoreError>(), Some(StoreError::Contention)) { ApiError::Contention } else { ApiError::Internal(error) }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::InvalidCursor => ApiError::InvalidCursor,
+            StoreError::Contention => ApiError::Contention,
+            other => ApiError::Internal(anyhow::Error::new(other)),
+        }
+    }
+}
+
+impl From<CommerceError> for ApiError {
+    fn from(error: CommerceError) -> Self {
+        match error {
+            CommerceError::Invalid { field, reason } => ApiError::Validation { field: field.to_owned(), detail: reason.to_owned() },
+            CommerceError::CartFull => ApiError::CartFull,
+            CommerceError::Money(error) => ApiError::Validation { field: "amount".to_owned(), detail: error.to_string() },
+        }
+    }
+}
+
+impl From<CartError> for ApiError {
+    fn from(error: CartError) -> Self {
+        match error {
+            CartError::ProductNotFound => ApiError::NotFound("the product".to_owned()),
+            CartError::InsufficientStock { product_id } => ApiError::InsufficientStock { product_id: product_id.to_string() },
+            CartError::Rule(rule) => rule.into(),
+            CartError::DiscountInvalid(reason) => ApiError::DiscountInvalid { reason: reason.as_str() },
+            CartError::Internal(error) => internal(error),
+        }
+    }
+}
+
+impl From<DiscountError> for ApiError {
+    fn from(error: DiscountError) -> Self {
+        match error {
+            DiscountError::Rule(rule) => rule.into(),
+            DiscountError::CodeTaken => ApiError::Conflict("a discount with this code exists".to_owned()),
+            DiscountError::Internal(error) => internal(error),
+        }
+    }
+}
+
+impl From<CheckoutError> for ApiError {
+    fn from(error: CheckoutError) -> Self {
+        match error {
+            CheckoutError::CartEmpty => ApiError::CartEmpty,
+            CheckoutError::InsufficientStock { product_id } => ApiError::InsufficientStock { product_id: product_id.to_string() },
+            CheckoutError::DiscountInvalid(reason) => ApiError::DiscountInvalid { reason: reason.as_str() },
+            CheckoutError::Declined { reason } => ApiError::PaymentDeclined(reason),
+            CheckoutError::PaymentUnavailable { retry_after_secs } => ApiError::PaymentUnavailable { retry_after_secs },
+            CheckoutError::Abandoned => ApiError::CheckoutAbandoned,
+            CheckoutError::Internal(error) => internal(error),
+        }
+    }
+}
+
+impl From<OrderError> for ApiError {
+    fn from(error: OrderError) -> Self {
+        match error {
+            OrderError::NotFound => ApiError::NotFound("the order".to_owned()),
+            OrderError::PaymentUnavailable { retry_after_secs } => ApiError::PaymentUnavailable { retry_after_secs },
+            OrderError::Internal(error) => internal(error),
+        }
+    }
 }

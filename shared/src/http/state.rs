@@ -18,10 +18,14 @@ use crate::adapters::argon2::{Argon2PasswordHasher, Argon2Settings, InvalidArgon
 use crate::adapters::jwt::{InvalidTokenSettings, JwtTokenSigner, TokenSettings};
 use crate::auth::{Auth, AuthSettings};
 use crate::catalog::Catalog;
+use crate::commerce::Commerce;
+use crate::commerce::checkout::CommerceSettings;
+use crate::idempotency::Idempotency;
+use crate::payments::{Breaker, BreakerSettings, PaymentGateway, RetryPolicy, SandboxPayments};
 use crate::domain::account::Email;
 use crate::http::cursor::CursorSigner;
 use crate::outbox::{Event, Outbox, Publisher};
-use crate::ports::{Clock, IdGen, ItemStore, Random};
+use crate::ports::{Clock, IdGen, ItemStore, Payments, Random, Sleep, SleepFuture};
 
 /// The issuer written to and required in access tokens unless a host configures another.
 pub const DEFAULT_TOKEN_ISSUER: &str = "storefront";
@@ -119,7 +123,49 @@ pub struct AppState<S> {
     pub auth: Arc<AppAuth<S>>,
     /// Where committed outbox events are published right away; `None` leaves them to the host's relay.
     pub publisher: Option<Publisher>,
+    /// Carts, discounts, orders and the checkout.
+    pub commerce: Commerce<S>,
+    /// Idempotency-key records.
+    pub idempotency: Idempotency<S>,
+    /// The sandbox provider, when it is the one configured (its ledger is readable by admins).
+    pub sandbox: Option<SandboxPayments<S>>,
     auth_config: AuthConfig,
+    commerce_config: CommerceConfig,
+}
+
+/// Waits for nothing: the default [`Sleep`] until a host sets its timer (`AppState::with_sleep`), so the
+/// payment retries' backoff is skipped. Every host sets a real one; in-process tests may keep this.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoDelay;
+
+impl Sleep for NoDelay {
+    fn sleep(&self, _duration: std::time::Duration) -> SleepFuture {
+        Box::pin(std::future::ready(()))
+    }
+}
+
+/// What `Commerce` is built from, kept so a builder method can rebuild it with one part changed.
+#[derive(Clone)]
+struct CommerceConfig {
+    payments: Arc<dyn Payments>,
+    sleep: Arc<dyn Sleep>,
+    breaker: Arc<Breaker>,
+    retry: RetryPolicy,
+    settings: CommerceSettings,
+    publisher: Option<Publisher>,
+}
+
+fn build_commerce<S: ItemStore + Clone>(store: &S, clock: &Arc<dyn Clock>, ids: &Arc<dyn IdGen>, config: &CommerceConfig) -> Commerce<S> {
+    let random: Arc<dyn Random> = Arc::new(Arc::clone(ids));
+    let gateway = PaymentGateway::new(
+        Arc::clone(&config.payments),
+        Arc::clone(&config.breaker),
+        Arc::clone(&config.sleep),
+        Arc::clone(clock),
+        random,
+        config.retry,
+    );
+    Commerce::new(store.clone(), gateway, Arc::clone(clock), config.settings).with_publisher(config.publisher.clone())
 }
 
 fn build_auth<S: ItemStore + Clone>(
@@ -162,7 +208,62 @@ impl<S: ItemStore + Clone> AppState<S> {
     ) -> Result<Self, AuthConfigError> {
         let auth_config = AuthConfig { password, auth, ..AuthConfig::default() };
         let built = build_auth(&store, &clock, &ids, &keys, &auth_config)?;
-        Ok(Self { catalog: Catalog::new(store.clone()), store, clock, ids, keys, auth: Arc::new(built), publisher: None, auth_config })
+        let sandbox = SandboxPayments::new(store.clone(), Arc::clone(&ids));
+        let commerce_config = CommerceConfig {
+            payments: Arc::new(sandbox.clone()),
+            sleep: Arc::new(NoDelay),
+            breaker: Arc::new(Breaker::new(BreakerSettings::default())),
+            retry: RetryPolicy::default(),
+            settings: CommerceSettings::default(),
+            publisher: None,
+        };
+        Ok(Self {
+            catalog: Catalog::new(store.clone()),
+            commerce: build_commerce(&store, &clock, &ids, &commerce_config),
+            idempotency: Idempotency::new(store.clone()),
+            sandbox: Some(sandbox),
+            store,
+            clock,
+            ids,
+            keys,
+            auth: Arc::new(built),
+            publisher: None,
+            auth_config,
+            commerce_config,
+        })
+    }
+
+    fn rebuilt_commerce(mut self, change: impl FnOnce(&mut CommerceConfig)) -> Self {
+        change(&mut self.commerce_config);
+        self.commerce = build_commerce(&self.store, &self.clock, &self.ids, &self.commerce_config);
+        self
+    }
+
+    /// The state with the host's timer for the payment retries' backoff (the default, [`NoDelay`], waits
+    /// for nothing). The breaker starts closed again.
+    pub fn with_sleep(self, sleep: Arc<dyn Sleep>) -> Self {
+        self.rebuilt_commerce(|config| config.sleep = sleep)
+    }
+
+    /// The state with another payment provider than the sandbox (whose ledger endpoint then answers 404).
+    pub fn with_payments(mut self, payments: Arc<dyn Payments>) -> Self {
+        self.sandbox = None;
+        self.rebuilt_commerce(|config| config.payments = payments)
+    }
+
+    /// The state with other payment retry, breaker and sweep timings (and a new, closed breaker).
+    pub fn with_payment_timing(self, retry: RetryPolicy, breaker: BreakerSettings, settings: CommerceSettings) -> Self {
+        self.rebuilt_commerce(|config| {
+            config.retry = retry;
+            config.breaker = Arc::new(Breaker::new(breaker));
+            config.settings = settings;
+        })
+    }
+
+    /// The state sharing `breaker`: a host that builds its state more than once per instance (a Worker, per
+    /// request) keeps one breaker for the instance, so that it sees every call's outcome.
+    pub fn with_breaker(self, breaker: Arc<Breaker>) -> Self {
+        self.rebuilt_commerce(|config| config.breaker = breaker)
     }
 
     fn rebuilt(mut self, change: impl FnOnce(&mut AuthConfig)) -> Result<Self, AuthConfigError> {
@@ -209,8 +310,8 @@ impl<S: ItemStore + Clone> AppState<S> {
 
     /// The state with the queues that committed outbox events are published to right after their commit.
     pub fn with_publisher(mut self, publisher: Publisher) -> Self {
-        self.publisher = Some(publisher);
-        self
+        self.publisher = Some(publisher.clone());
+        self.rebuilt_commerce(|config| config.publisher = Some(publisher))
     }
 
     /// The outbox in this state's store.
@@ -249,7 +350,11 @@ impl<S: Clone> Clone for AppState<S> {
             keys: self.keys.clone(),
             auth: Arc::clone(&self.auth),
             publisher: self.publisher.clone(),
+            commerce: self.commerce.clone(),
+            idempotency: self.idempotency.clone(),
+            sandbox: self.sandbox.clone(),
             auth_config: self.auth_config.clone(),
+            commerce_config: self.commerce_config.clone(),
         }
     }
 }

@@ -3,6 +3,8 @@
 //! Tokens leave the server only inside [`TokensView`], whose secret fields are serialised by
 //! [`serialize_secret`] and stay out of `Debug` output.
 
+pub mod commerce;
+
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
 use time::format_description::well_known::Rfc3339;
@@ -53,6 +55,17 @@ pub fn rfc3339(timestamp: Timestamp) -> String {
         .ok()
         .and_then(|moment| moment.format(&Rfc3339).ok())
         .unwrap_or_default()
+}
+
+/// Reads an RFC 3339 time (`2026-12-02T10:00:00Z`, any offset).
+///
+/// # Errors
+/// [`ApiError::Validation`] naming `field` when the text is not one.
+pub fn parse_rfc3339(field: &str, text: &str) -> Result<Timestamp, ApiError> {
+    let refused = || ApiError::Validation { field: field.to_owned(), detail: "an RFC 3339 time such as 2026-12-02T10:00:00Z".to_owned() };
+    let moment = time::OffsetDateTime::parse(text.trim(), &Rfc3339).map_err(|_| refused())?;
+    let millis = i64::try_from(moment.unix_timestamp_nanos() / 1_000_000).map_err(|_| refused())?;
+    Ok(Timestamp::from_millis(millis))
 }
 
 impl From<&Product> for ProductView {

@@ -55,3 +55,15 @@ impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
         (**self).now()
     }
 }
+
+/// A future a [`Sleep`] returns.
+pub type SleepFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Waits, for retries with backoff (a payment provider that timed out). Each host brings its own timer: tokio's
+/// on native hosts, the JavaScript timer on Workers; tests move a manual clock instead of waiting.
+///
+/// Contract: the future completes no earlier than `duration` from now, as the host's [`Clock`] sees it.
+pub trait Sleep: Send + Sync + 'static {
+    /// Waits for `duration`.
+    fn sleep(&self, duration: std::time::Duration) -> SleepFuture;
+}

@@ -1,0 +1,70 @@
+//! `POST /checkout`: the signed-in user's cart becomes a paid order, exactly once per `Idempotency-Key`.
+//!
+//! Request: header `Idempotency-Key` (1 to 255 visible ASCII characters, bare or as an RFC 8941 string) and
+//! body `{"payment_token": "..."}` (the sandbox's `tok_success`, `tok_decline`, `tok_timeout_once`,
+//! `tok_timeout`, or the configured provider's payment method). Responses:
+//! - 201 `OrderView` with `Location: /orders/{id}`; the cart is then empty;
+//! - 400 `idempotency_key_missing` / `idempotency_key_invalid`; 400, 413, 415 for a malformed body;
+//!   422 `validation_failed` (`payment_token`); 401 `unauthorized`;
+//! - 409 `insufficient_stock` (naming `product_id`), 422 `cart_empty`, 422 `discount_invalid` (with `reason`);
+//! - 402 `payment_declined`: nothing stays reserved, the discount use is given back, the cart is kept;
+//! - 503 `payment_unavailable` with `Retry-After`: the provider kept timing out or its breaker is open; the
+//!   order stays reserved, and a retry with the same key resumes it (or the sweep settles it);
+//! - 409 `idempotency_key_in_use` while the first request with the key runs; 422 `idempotency_key_reused`
+//!   for the key with another body; the same key and body again replays the first final response;
+//! - 409 `checkout_abandoned` when the key's checkout was released by the sweep; 409 `contention`.
+
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::post;
+use axum::Router;
+use http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+use shared::http::context::observed;
+use shared::http::idempotent::{Outcome, idempotency_key, idempotent};
+use shared::http::views::commerce::OrderView;
+use shared::http::{ApiError, AppState, Authenticated};
+use shared::ports::ItemStore;
+
+/// The function's name in logs.
+pub const FUNCTION: &str = "checkout";
+/// The longest payment token accepted.
+const MAX_TOKEN_CHARS: usize = 255;
+
+/// What the client sends.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutBody {
+    /// The payment token.
+    pub payment_token: String,
+}
+
+async fn checkout<S: ItemStore + Clone>(
+    State(state): State<AppState<S>>,
+    caller: Authenticated,
+    headers: HeaderMap,
+    shared::http::Json(body): shared::http::Json<CheckoutBody>,
+) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
+    let token = body.payment_token.trim();
+    if token.is_empty() || token.len() > MAX_TOKEN_CHARS || !token.bytes().all(|byte| byte.is_ascii_graphic()) {
+        return Err(ApiError::Validation { field: "payment_token".to_owned(), detail: "1 to 255 visible ASCII characters".to_owned() });
+    }
+    let fingerprint_body = serde_json::json!({ "payment_token": token });
+    let user = &caller.user.id;
+    let commerce = &state.commerce;
+    idempotent(&state, user, &key, ("POST", "/checkout", &fingerprint_body), |order_id| async move {
+        let order = commerce.checkout(user, &order_id, token).await?;
+        let body = serde_json::to_value(OrderView::from(&order)).map_err(|error| ApiError::Internal(error.into()))?;
+        Ok(Outcome { status: StatusCode::CREATED, body, location: Some(format!("/orders/{}", order.id)) })
+    })
+    .await
+}
+
+/// The function's routes.
+pub fn router<S: ItemStore + Clone>(state: AppState<S>) -> Router {
+    let clock = state.clock.clone();
+    let ids = state.ids.clone();
+    let routes = Router::new().route("/checkout", post(checkout::<S>)).with_state(state);
+    observed(routes, FUNCTION, clock, ids)
+}
