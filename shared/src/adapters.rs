@@ -3,7 +3,8 @@
 //!
 //! `memory` is plain Rust and always built (tests on every host use it); `system` needs the operating system
 //! (feature `native`); `sqlite` is the local host's embedded store (feature `local`); `argon2` and `jwt` are the
-//! password hasher and access-token signer of every host (always built).
+//! password hasher and access-token signer of every host (always built); `stripe` is the Stripe payment
+//! provider (feature `stripe`, native hosts only).
 
 pub mod argon2;
 #[cfg(feature = "cloudflare")]
@@ -20,6 +21,8 @@ pub mod queues;
 pub mod sqlite;
 #[cfg(feature = "aws")]
 pub mod sqs;
+#[cfg(feature = "stripe")]
+pub mod stripe;
 #[cfg(feature = "native")]
 pub mod system;
 
