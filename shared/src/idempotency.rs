@@ -148,6 +148,14 @@ impl<S: ItemStore> Idempotency<S> {
         Self { store, lease_secs: DEFAULT_LEASE_SECS }
     }
 
+    /// These records with another lease, in seconds (at least 1): how long a request holds its key before a
+    /// retry may take it over. It must be longer than any request runs.
+    #[must_use]
+    pub fn with_lease(mut self, lease_secs: i64) -> Self {
+        self.lease_secs = lease_secs.max(1);
+        self
+    }
+
     /// The lease a request holds its key for, in seconds.
     pub fn lease(&self) -> i64 {
         self.lease_secs

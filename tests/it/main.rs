@@ -1,9 +1,11 @@
 //! The one test binary: end-to-end scenarios over HTTP (`catalog`, `bad_input`, `auth`, `admin`, `commerce`),
-//! which run unchanged against every host, and in-process router tests (`router`) that need no socket.
+//! which run unchanged against every host, a crash test of the local-host binary (`crash`), and in-process router tests
+//! (`router`) that need no socket.
 
 mod admin;
 mod auth;
 mod bad_input;
 mod catalog;
 mod commerce;
+mod crash;
 mod router;

@@ -132,6 +132,10 @@ pub fn remember_secret(secret: &str) {
     writeln!(file, "{secret}").unwrap_or_else(|error| panic!("{SECRETS_LOG_VAR}: {error}"));
 }
 
+/// How long a scenario waits for one answer: far more than any request takes (a debug build under
+/// `cargo lambda watch` compiling a function on its first request included).
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(180);
+
 static UNIQUE: AtomicU64 = AtomicU64::new(0);
 
 /// A text no other scenario run uses: the time in nanoseconds and a counter.
@@ -176,6 +180,9 @@ fn start_in_process_host() -> anyhow::Result<(String, String, std::path::PathBuf
                     argon2_iterations: None,
                     argon2_parallelism: None,
                     insecure_fast_passwords: true,
+                    checkout_lease_secs: shared::idempotency::DEFAULT_LEASE_SECS,
+                    sweep_grace_secs: 120,
+                    sweep_interval_secs: 30,
                 };
                 match local_host::start(config, std::future::pending()).await {
                     Ok(running) => {
@@ -234,7 +241,24 @@ pub struct Api {
 impl Api {
     /// A client for [`base_url`].
     pub fn new() -> Self {
-        Self { base: base_url().to_owned(), client: reqwest::Client::new() }
+        Self::at(base_url())
+    }
+
+    /// A client for another host than [`base_url`] (a scenario that starts a host of its own).
+    pub fn at(base: &str) -> Self {
+        // A scenario must fail, not hang, when a host stops answering (a restarted function, a reset Worker).
+        let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().unwrap_or_else(|error| panic!("no HTTP client: {error}"));
+        Self { base: base.trim_end_matches('/').to_owned(), client }
+    }
+
+    /// The base URL this client talks to.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The HTTP client (for a request that may legitimately get no answer, such as one cut by a killed host).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
     }
 
     /// Sends a request with optional headers and body.

@@ -17,6 +17,8 @@ use shared::adapters::argon2::{ARGON2_ITERATIONS, ARGON2_MEMORY_KIB, ARGON2_PARA
 use shared::adapters::sqlite::{SqliteDb, SqliteItemStore, SqliteJobQueue};
 use shared::adapters::system::{SystemClock, UuidIds};
 use shared::auth::AuthSettings;
+use shared::commerce::checkout::CommerceSettings;
+use shared::payments::{BreakerSettings, RetryPolicy};
 use shared::domain::Email;
 use shared::http::{AppState, ClientAddress, Keys};
 use shared::outbox::{Publisher, Topics};
@@ -82,6 +84,16 @@ pub struct Config {
     /// only: it makes guessing a stored password almost free. Cannot be combined with the `--argon2-*` settings.
     #[arg(long, env = "STOREFRONT_INSECURE_FAST_PASSWORDS", conflicts_with_all = ["argon2_memory_kib", "argon2_iterations", "argon2_parallelism"])]
     pub insecure_fast_passwords: bool,
+    /// How long a checkout holds its `Idempotency-Key` before a retry with the key may take it over, in seconds
+    /// (a request whose process died leaves its key in use this long). Longer than any checkout runs.
+    #[arg(long, env = "STOREFRONT_CHECKOUT_LEASE_SECS", default_value_t = shared::idempotency::DEFAULT_LEASE_SECS, value_parser = clap::value_parser!(i64).range(1..=3600))]
+    pub checkout_lease_secs: i64,
+    /// How long an order may stay reserved (payment unsettled) before the checkout sweep settles it, in seconds.
+    #[arg(long, env = "STOREFRONT_SWEEP_GRACE_SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub sweep_grace_secs: u64,
+    /// How often the checkout sweep runs, in seconds.
+    #[arg(long, env = "STOREFRONT_SWEEP_INTERVAL_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub sweep_interval_secs: u64,
 }
 
 /// Writes JSON log lines to standard error, filtered by `filter`.
@@ -225,7 +237,13 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
     let state = AppState::configured(db.item_store(), clock.clone(), ids.clone(), keys, settings, password_params)
         .context("invalid password parameters")?
         .with_publisher(publisher.clone())
-        .with_sleep(Arc::new(sweep::TokioSleep));
+        .with_sleep(Arc::new(sweep::TokioSleep))
+        .with_idempotency_lease(config.checkout_lease_secs)
+        .with_payment_timing(
+            RetryPolicy::default(),
+            BreakerSettings::default(),
+            CommerceSettings { sweep_grace: Duration::from_secs(config.sweep_grace_secs) },
+        );
     let seeded = if config.no_seed { 0 } else { state.catalog.seed_demo_if_empty(&ids, &clock).await? };
     let listener = TcpListener::bind((config.host, config.port))
         .await
@@ -235,7 +253,7 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let consumer = tokio::spawn(consumer::run(jobs, Duration::from_millis(500), stop_rx.clone()));
     let relay = tokio::spawn(relay::run(state.outbox(), publisher, RELAY_INTERVAL, stop_rx.clone()));
-    let sweeper = tokio::spawn(sweep::run(state.commerce.clone(), sweep::SWEEP_INTERVAL, stop_rx));
+    let sweeper = tokio::spawn(sweep::run(state.commerce.clone(), Duration::from_secs(config.sweep_interval_secs), stop_rx));
     let router = app(state);
     let done = tokio::spawn(async move {
         let service = router.into_make_service_with_connect_info::<SocketAddr>();

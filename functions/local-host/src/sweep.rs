@@ -1,4 +1,4 @@
-//! The local host's checkout sweep and its timer: every [`SWEEP_INTERVAL`], the orders a killed process or
+//! The local host's checkout sweep and its timer: every `--sweep-interval-secs`, the orders a killed process or
 //! an abandoned retry left reserved past the grace period are settled (`Commerce::sweep`). The timer is the
 //! host's [`Sleep`] for the payment retries' backoff, too.
 
@@ -8,8 +8,6 @@ use shared::commerce::Commerce;
 use shared::ports::{ItemStore, Sleep, SleepFuture};
 use tokio::sync::watch;
 
-/// How often the sweep runs.
-pub const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 /// The most orders one run settles.
 const MAX_PER_RUN: usize = 100;
 

@@ -260,6 +260,12 @@ impl<S: ItemStore + Clone> AppState<S> {
         })
     }
 
+    /// The state with another in-progress lease for idempotency keys, in seconds (see `Idempotency::with_lease`).
+    pub fn with_idempotency_lease(mut self, lease_secs: i64) -> Self {
+        self.idempotency = self.idempotency.with_lease(lease_secs);
+        self
+    }
+
     /// The state sharing `breaker`: a host that builds its state more than once per instance (a Worker, per
     /// request) keeps one breaker for the instance, so that it sees every call's outcome.
     pub fn with_breaker(self, breaker: Arc<Breaker>) -> Self {
