@@ -59,5 +59,11 @@ if grep -q '!!!! SKIPPED' "$log"; then die "a Stripe adapter test skipped althou
 kill -0 "$localstripe_pid" 2>/dev/null || { cat "$state/localstripe.log" >&2; die "localstripe exited during the tests"; }
 grep -q 'POST /v1/payment_intents' "$state/localstripe.log" || die "localstripe's log shows no payment intent: the tests did not reach it"
 
+say "the local host with --payments stripe against localstripe (the local-host binary built with --features stripe)"
+cargo build -p local-host --features stripe
+STRIPE_API_BASE="http://127.0.0.1:$port" STOREFRONT_LOCAL_HOST_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/local-host" \
+  run_tests "$log" -- cargo test -p tests --test it -- stripe_host:: --nocapture
+if grep -q '!!!! SKIPPED' "$log"; then die "the local host's Stripe scenario skipped although its variables were set"; fi
+
 say "Stripe tier done in $(( ($(now_ms) - started) / 1000 )) s"
 tally "$log"

@@ -8,67 +8,22 @@
 //! minutes; half the checkouts use `tok_timeout_once`, whose charge is made before its answer is lost, which
 //! keeps orders between "charged" and "paid" for the kill to land on.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::json;
+use tests::host_process::{HostProcess, LOCAL_HOST_BIN_VAR, free_port, wait_until_up};
 use tests::{Api, User};
 
-/// The variable naming the `local-host` binary.
-const BIN_VAR: &str = "STOREFRONT_LOCAL_HOST_BIN";
 const ADMIN_EMAIL: &str = "crash-admin@scenarios.test";
 const ADMIN_PASSWORD: &str = "crash-admin-password-0001";
 const SHOPPERS: usize = 20;
 const INITIAL_STOCK: u64 = 30;
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|error| panic!("no free port: {error}"));
-    listener.local_addr().map(|addr| addr.port()).unwrap_or_else(|error| panic!("{error}"))
-}
-
-/// A running host, killed when dropped (so a failing assertion leaves no process behind).
-struct Host(Child);
-
-impl Host {
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn start(bin: &str, data: &Path, port: u16, run: &str) -> Host {
-    let log = |stream: &str| {
-        std::fs::File::create(data.with_extension(format!("{run}.{stream}"))).unwrap_or_else(|error| panic!("log file: {error}"))
-    };
-    Command::new(bin)
-        .args(["--port", &port.to_string(), "--data"])
-        .arg(data)
-        .args(["--no-seed", "--insecure-fast-passwords", "--admin-email", ADMIN_EMAIL, "--log", "warn", "--login-attempts-per-client", "1000"])
-        .args(["--checkout-lease-secs", "2", "--sweep-grace-secs", "4", "--sweep-interval-secs", "1"])
-        .stdin(Stdio::null())
-        .stdout(log("out"))
-        .stderr(log("err"))
-        .spawn()
-        .map(Host)
-        .unwrap_or_else(|error| panic!("could not start {bin}: {error}"))
-}
-
-async fn wait_until_up(api: &Api) {
-    for _ in 0..300 {
-        if api.client().get(format!("{}/health", api.base())).send().await.is_ok_and(|answer| answer.status().is_success()) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the local host at {} did not come up", api.base());
+fn start(bin: &str, data: &std::path::Path, port: u16, run: &str) -> HostProcess {
+    let args = ["--no-seed", "--insecure-fast-passwords", "--admin-email", ADMIN_EMAIL, "--log", "warn", "--login-attempts-per-client", "1000"];
+    let timings = ["--checkout-lease-secs", "2", "--sweep-grace-secs", "4", "--sweep-interval-secs", "1"];
+    HostProcess::start(bin, data, port, run, &[&args[..], &timings[..]].concat())
 }
 
 /// A checkout that may be cut by the kill: its status, or `None` when no answer came.
@@ -88,8 +43,8 @@ fn token_for(shopper: usize) -> &'static str {
 
 #[tokio::test]
 async fn a_local_host_killed_mid_burst_keeps_one_order_and_one_charge_per_key_and_its_stock() {
-    let Ok(bin) = std::env::var(BIN_VAR) else {
-        eprintln!("\n!!!! SKIPPED: {BIN_VAR} is not set, so the crash of the local host was NOT tested.");
+    let Ok(bin) = std::env::var(LOCAL_HOST_BIN_VAR) else {
+        eprintln!("\n!!!! SKIPPED: {LOCAL_HOST_BIN_VAR} is not set, so the crash of the local host was NOT tested.");
         eprintln!("!!!! The README test command (scripts/test) sets it.\n");
         return;
     };

@@ -1,5 +1,6 @@
 //! The one test binary: end-to-end scenarios over HTTP (`catalog`, `bad_input`, `auth`, `admin`, `commerce`),
-//! which run unchanged against every host, a crash test of the local-host binary (`crash`), and in-process router tests
+//! which run unchanged against every host, a crash test of the local-host binary (`crash`), the local
+//! host on Stripe against localstripe (`stripe_host`), and in-process router tests
 //! (`router`) that need no socket.
 
 mod admin;
@@ -9,3 +10,4 @@ mod catalog;
 mod commerce;
 mod crash;
 mod router;
+mod stripe_host;

@@ -13,6 +13,7 @@
 //! appended to the file named by `STOREFRONT_SECRETS_LOG`, if set, so the test script can check that none of
 //! them reached the host's logs.
 
+pub mod host_process;
 pub mod privacy_queue;
 
 use std::io::Write as _;
@@ -183,6 +184,9 @@ fn start_in_process_host() -> anyhow::Result<(String, String, std::path::PathBuf
                     checkout_lease_secs: shared::idempotency::DEFAULT_LEASE_SECS,
                     sweep_grace_secs: 120,
                     sweep_interval_secs: 30,
+                    payments: "sandbox".to_owned(),
+                    stripe_secret_key: None,
+                    stripe_api_base: None,
                 };
                 match local_host::start(config, std::future::pending()).await {
                     Ok(running) => {

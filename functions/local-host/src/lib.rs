@@ -24,6 +24,7 @@ use shared::http::{AppState, ClientAddress, Keys};
 use shared::outbox::{Publisher, Topics};
 use shared::ports::{Clock, IdGen};
 use shared::rate_limit::BucketSettings;
+use secrecy::SecretString;
 use tokio::net::TcpListener;
 
 pub mod consumer;
@@ -91,9 +92,24 @@ pub struct Config {
     /// How long an order may stay reserved (payment unsettled) before the checkout sweep settles it, in seconds.
     #[arg(long, env = "STOREFRONT_SWEEP_GRACE_SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub sweep_grace_secs: u64,
+    /// The payment provider: `sandbox` (the built-in test-mode processor, its ledger in the data file) or `stripe`
+    /// (Stripe's API; needs a build with `--features stripe` and `--stripe-secret-key`).
+    #[arg(long, env = "STOREFRONT_PAYMENTS", default_value = "sandbox", value_parser = ["sandbox", "stripe"])]
+    pub payments: String,
+    /// Stripe's secret key (`sk_test_...`), for `--payments stripe`. A secret: prefer the environment variable.
+    #[arg(long, env = "STRIPE_SECRET_KEY", hide_env_values = true, value_parser = secret)]
+    pub stripe_secret_key: Option<SecretString>,
+    /// Stripe's API base URL (default `https://api.stripe.com`; `http://127.0.0.1:<port>` for localstripe).
+    #[arg(long, env = "STRIPE_API_BASE")]
+    pub stripe_api_base: Option<String>,
     /// How often the checkout sweep runs, in seconds.
     #[arg(long, env = "STOREFRONT_SWEEP_INTERVAL_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub sweep_interval_secs: u64,
+}
+
+/// A secret flag or variable, kept out of `Debug` output.
+fn secret(text: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(text))
 }
 
 /// Writes JSON log lines to standard error, filtered by `filter`.
@@ -207,6 +223,28 @@ fn account_settings(config: &Config) -> anyhow::Result<(AuthSettings, Argon2Sett
     Ok((settings, password_params))
 }
 
+/// The payment provider `config` asks for, or `None` for the sandbox (the state's default).
+fn payments(config: &Config) -> anyhow::Result<Option<Arc<dyn shared::ports::Payments>>> {
+    if config.payments != "stripe" {
+        return Ok(None);
+    }
+    #[cfg(feature = "stripe")]
+    {
+        use shared::adapters::stripe::{StripePayments, StripeSettings};
+        let key = config.stripe_secret_key.clone().filter(|key| !secrecy::ExposeSecret::expose_secret(key).trim().is_empty());
+        let key = key.context("--payments stripe needs --stripe-secret-key / STRIPE_SECRET_KEY")?;
+        let mut settings = StripeSettings::new(key);
+        if let Some(base) = &config.stripe_api_base {
+            settings.api_base = base.parse().context("--stripe-api-base / STRIPE_API_BASE is not a URL")?;
+        }
+        let stripe = StripePayments::new(settings).context("--payments stripe")?;
+        tracing::info!("payments go to Stripe");
+        Ok(Some(Arc::new(stripe)))
+    }
+    #[cfg(not(feature = "stripe"))]
+    anyhow::bail!("--payments stripe needs a build with Stripe support: cargo run -p local-host --features stripe")
+}
+
 /// A running server.
 pub struct Running {
     /// Where it listens.
@@ -244,6 +282,10 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
             BreakerSettings::default(),
             CommerceSettings { sweep_grace: Duration::from_secs(config.sweep_grace_secs) },
         );
+    let state = match payments(&config)? {
+        Some(provider) => state.with_payments(provider),
+        None => state,
+    };
     let seeded = if config.no_seed { 0 } else { state.catalog.seed_demo_if_empty(&ids, &clock).await? };
     let listener = TcpListener::bind((config.host, config.port))
         .await
