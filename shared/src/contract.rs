@@ -11,6 +11,7 @@ use crate::ports::Timestamp;
 
 pub mod item_store;
 pub mod job_queue;
+pub mod payments;
 
 /// How the suite sees and moves time on the backend under test.
 pub trait Harness: Send + Sync {

@@ -786,6 +786,23 @@ mod tests {
     // ----- against localstripe -----
 
     #[tokio::test]
+    async fn the_stripe_adapter_on_localstripe_keeps_the_payments_contract() {
+        let Some(base) = localstripe("the payments contract") else { return };
+        let stripe = adapter(&base);
+        let fixture = crate::contract::payments::PaymentsFixture {
+            approved: "pm_card_visa".to_owned(),
+            declined: declining_payment_method(&stripe).await,
+            // localstripe creates a second intent for a repeated key; the recording-server test below shows the
+            // key is sent, and Stripe itself deduplicates by it.
+            honours_idempotency_keys: false,
+            namespace: new_order_id(),
+        };
+        let reports = crate::contract::payments::run(&stripe, &fixture).await;
+        assert_eq!(reports.len(), 4);
+        assert!(crate::contract::failures(&reports).is_empty(), "{}", crate::contract::failures(&reports));
+    }
+
+    #[tokio::test]
     async fn a_charge_with_pm_card_visa_is_captured() {
         let Some(base) = localstripe("a successful charge") else { return };
         let stripe = adapter(&base);

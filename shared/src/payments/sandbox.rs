@@ -161,3 +161,64 @@ impl<S: ItemStore + Clone> Payments for SandboxPayments<S> {
         Box::pin(self.refund_now(charge.clone(), idempotency_key.to_owned()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::adapters::memory::{ManualClock, MemoryItemStore, SequentialIds};
+    use crate::contract::payments::{PaymentsFixture, run};
+    use crate::contract::failures;
+    use crate::ports::Timestamp;
+
+    fn fixture() -> PaymentsFixture {
+        PaymentsFixture {
+            approved: "tok_success".to_owned(),
+            declined: "tok_decline".to_owned(),
+            honours_idempotency_keys: true,
+            namespace: "contract".to_owned(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_sandbox_on_the_memory_store_keeps_the_payments_contract() {
+        let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+        let sandbox = SandboxPayments::new(MemoryItemStore::new(clock), Arc::new(SequentialIds::new("c")));
+        let reports = run(&sandbox, &fixture()).await;
+        assert_eq!(reports.len(), 5);
+        assert!(failures(&reports).is_empty(), "{}", failures(&reports));
+    }
+
+    #[tokio::test]
+    async fn the_sandbox_on_sqlite_keeps_the_payments_contract() {
+        let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+        let clock: Arc<dyn crate::ports::Clock> = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+        let db = crate::adapters::sqlite::SqliteDb::open(&dir.path().join("payments.db"), clock).unwrap_or_else(|error| panic!("{error:#}"));
+        let sandbox = SandboxPayments::new(db.item_store(), Arc::new(SequentialIds::new("c")));
+        let reports = run(&sandbox, &fixture()).await;
+        assert_eq!(reports.len(), 5);
+        assert!(failures(&reports).is_empty(), "{}", failures(&reports));
+    }
+
+    #[tokio::test]
+    async fn the_timeout_tokens_behave_as_the_wire_contract_says() {
+        let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+        let sandbox = SandboxPayments::new(MemoryItemStore::new(clock), Arc::new(SequentialIds::new("c")));
+        let request = |order: &str, token: &str| ChargeRequest {
+            order_id: order.to_owned(),
+            idempotency_key: format!("order-{order}-charge"),
+            amount: crate::domain::Money::new(100, crate::domain::Currency::EUR),
+            payment_token: token.to_owned(),
+        };
+        assert!(matches!(sandbox.charge(request("o1", "tok_timeout_once")).await, Err(PaymentError::Timeout)));
+        let retried = sandbox.charge(request("o1", "tok_timeout_once")).await.unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(retried.status, ChargeStatus::Captured, "the retry under the same key succeeds");
+        for _ in 0..3 {
+            assert!(matches!(sandbox.charge(request("o2", "tok_timeout")).await, Err(PaymentError::Timeout)));
+        }
+        assert!(sandbox.find_charge("o2", "order-o2-charge").await.unwrap_or_else(|error| panic!("{error}")).is_none());
+        let (ledger, _) = sandbox.ledger(None, 10, None).await.unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(ledger.len(), 1, "one charge in all: {ledger:?}");
+    }
+}
