@@ -81,3 +81,77 @@ async fn unsupported_methods_and_bodies_are_refused_and_change_nothing() {
     let after = ours(api.walk_products("limit=100").await);
     assert_eq!(before, after, "refused requests changed the catalog");
 }
+
+/// Sends `body` as JSON text with `method` to `path` as `token`, and checks the answer is the 4xx problem
+/// document `status` / `code`.
+async fn assert_refused(api: &Api, token: &str, (method, path): (reqwest::Method, &str), body: &[u8], (status, code): (u16, &str)) {
+    let authorization = format!("Bearer {token}");
+    let headers = [("authorization", authorization.as_str()), ("idempotency-key", "bad-input-key")];
+    let answer = api.send(method.clone(), path, &headers, Some(("application/json", body.to_vec()))).await;
+    let shown = String::from_utf8_lossy(&body[..body.len().min(60)]).into_owned();
+    assert_eq!((answer.status, answer.problem_code()), (status, Some(code)), "{method} {path} with {shown}: {}", answer.text);
+}
+
+#[tokio::test]
+async fn hostile_commerce_requests_are_refused_and_change_nothing() {
+    use reqwest::Method;
+    let api = Api::new();
+    let shopper = api.new_user("hostile").await;
+    let token = shopper.access.as_str();
+    let cart_before = api.call(Method::GET, "/cart", Some(token), None).await;
+    assert_eq!(cart_before.status, 200, "{}", cart_before.text);
+    let line = "/cart/items/00000000000000000000000000000000";
+    // Over the JSON limit (64 KiB) but within what a host buffers (8 MiB), so the connection stays usable.
+    let huge = vec![b' '; 2 * 1024 * 1024];
+    for (body, status, code) in [
+        (&b"not json"[..], 400, "invalid_body"),
+        (b"[]", 400, "invalid_body"),
+        (b"{\"quantity\":\"2\"}", 400, "invalid_body"),
+        (b"{\"quantity\":2,\"extra\":true}", 400, "invalid_body"),
+        (b"{\"quantity\":1e309}", 400, "invalid_body"),
+        (b"{\"quantity\":0}", 422, "validation_failed"),
+        (b"{\"quantity\":-3}", 422, "validation_failed"),
+        (b"{\"quantity\":4294967297}", 422, "validation_failed"),
+        (&huge[..], 413, "payload_too_large"),
+    ] {
+        assert_refused(&api, token, (Method::PUT, line), body, (status, code)).await;
+    }
+    assert_refused(&api, token, (Method::PUT, "/cart/items/not%20an%20id"), b"{\"quantity\":1}", (400, "invalid_parameter")).await;
+    assert_refused(&api, token, (Method::PUT, "/cart/discount"), b"{\"code\":7}", (400, "invalid_body")).await;
+    assert_refused(&api, token, (Method::PUT, "/cart/discount"), b"{\"code\":\"\\u0000DROP\"}", (422, "discount_invalid")).await;
+    for (body, status, code) in [
+        (&b"{}"[..], 400, "invalid_body"),
+        (b"{\"payment_token\":\"\"}", 422, "validation_failed"),
+        (b"{\"payment_token\":\"tok success\"}", 422, "validation_failed"),
+        (b"{\"payment_token\":[\"tok_success\"]}", 400, "invalid_body"),
+    ] {
+        assert_refused(&api, token, (Method::POST, "/checkout"), body, (status, code)).await;
+    }
+    let long_token = format!("{{\"payment_token\":\"{}\"}}", "t".repeat(300));
+    assert_refused(&api, token, (Method::POST, "/checkout"), long_token.as_bytes(), (422, "validation_failed")).await;
+    assert_refused(&api, token, (Method::POST, "/discounts"), b"{\"code\":\"X1\",\"percent_off\":10}", (403, "forbidden")).await;
+    for (path, status, code) in [
+        ("/orders?limit=abc", 400, "invalid_parameter"),
+        ("/orders?limit=0", 400, "invalid_parameter"),
+        ("/orders?cursor=garbage", 400, "invalid_cursor"),
+        ("/orders?colour=red", 400, "invalid_parameter"),
+    ] {
+        let answer = api.call(Method::GET, path, Some(token), None).await;
+        assert_eq!((answer.status, answer.problem_code()), (status, Some(code)), "{path}: {}", answer.text);
+    }
+    let long_id = format!("/orders/{}", "o".repeat(300));
+    for path in [long_id.as_str(), "/orders/%00", "/orders/..%2F..%2Fetc"] {
+        let answer = api.call(Method::GET, path, Some(token), None).await;
+        assert!((400..500).contains(&answer.status), "{path}: {}", answer.text);
+        let cancelled = api.call(Method::POST, &format!("{path}/cancel"), Some(token), None).await;
+        assert!((400..500).contains(&cancelled.status), "{path}/cancel: {}", cancelled.text);
+    }
+    for (method, path) in [(Method::DELETE, "/checkout"), (Method::PATCH, "/cart"), (Method::PUT, "/orders")] {
+        let answer = api.call(method.clone(), path, Some(token), None).await;
+        assert_eq!((answer.status, answer.problem_code()), (405, Some("method_not_allowed")), "{method} {path}: {}", answer.text);
+    }
+    let cart_after = api.call(Method::GET, "/cart", Some(token), None).await;
+    assert_eq!(cart_after.json, cart_before.json, "refused requests changed the cart");
+    let orders = api.call(Method::GET, "/orders", Some(token), None).await;
+    assert_eq!(orders.json["items"], serde_json::json!([]), "refused requests made an order: {}", orders.text);
+}
