@@ -98,7 +98,11 @@ impl Breaker {
 
     /// Whether the breaker is open (refusing calls) at `now`.
     pub fn is_open(&self, now: Timestamp) -> bool {
-        matches!(*self.lock(), BreakerState::Open { until } if now < until) || matches!(*self.lock(), BreakerState::Probing)
+        match *self.lock() {
+            BreakerState::Open { until } => now < until,
+            BreakerState::Probing => true,
+            BreakerState::Closed { .. } => false,
+        }
     }
 
     fn admit(&self, now: Timestamp) -> Result<Admission, u64> {
