@@ -16,14 +16,21 @@
 #   7. runs the end-to-end scenarios (`cargo test -p tests` with STOREFRONT_BASE_URL, the master secret, the
 #      first admin of wrangler.toml's test environment and STOREFRONT_PRIVACY_QUEUE=http:<base>/__test/privacy-jobs,
 #      where the scenarios look for the privacy jobs of DELETE /me and POST /me/export): catalog, bad input,
-#      accounts and admin writes; then
+#      accounts, admin writes and commerce (carts, discount codes, checkout with each sandbox token, orders,
+#      cancels, and the races: 30 shoppers for 10 units, whose latency line is shown, one key 8 times at once, a
+#      usage limit under concurrent checkouts), bounded by STOREFRONT_SCENARIOS_TIMEOUT_SECS because a request a
+#      Worker never answers (a panic resets the isolate) would otherwise hang the run; then
 #      checks as the admin that catalog writes invalidate the KV listing cache (a cached listing is a hit, and
-#      after POST, PUT and DELETE /products the next one is fresh);
+#      after POST, PUT and DELETE /products the next one is fresh); then runs the relay cron (which also sweeps
+#      the checkouts) and checks that the orders' events reached the orders queue (GET /__test/orders-events,
+#      what the test consumer of the orders queue recorded: order.created and order.cancelled, no e-mail
+#      address or payment token in them) and that the outbox is empty;
 #   8. checks the Worker's structured logs in wrangler's output: a JSON line per request (with the function's
-#      name and the request id), the cause of a deliberate internal error (absent from its response), and that
+#      name and the request id), the checkout sweep's report from the cron, the cause of a deliberate internal
+#      error (absent from its response), and that
 #      neither the master secret nor any password or token the scenarios used (STOREFRONT_SECRETS_LOG) appears
 #      in wrangler's output or debug log;
-#   9. reports the wasm size (raw and gzipped), the time from `wrangler dev` start to the first 200, p50/p99 of
+#   9. reports the wasm size (raw and gzipped, test and release flavours, each within 1 MB gzipped), the time from `wrangler dev` start to the first 200, p50/p99 of
 #      200 sequential GET /products/{id}, and the Worker's own time for a login (Argon2id); then `wrangler deploy --dry-run` bundles the release flavour.
 # wrangler is stopped by its process group id on exit, whatever happens. Exit status 0 only if every check passed.
 # Set STOREFRONT_SKIP_DRY_RUN=1 to leave out step 9's deploy dry run (it rebuilds the release flavour).
@@ -255,16 +262,28 @@ SECRETS_LOG="$RUN_DIR/secrets.log"
 : > "$SECRETS_LOG"
 
 scenarios="missing"
+checkout_latency="not measured"
 if [[ -f "$ROOT/tests/Cargo.toml" ]]; then
+  log "building the end-to-end scenarios"
+  cargo test --manifest-path "$ROOT/Cargo.toml" -p tests --test it --no-run
   log "running the end-to-end scenarios against $BASE"
   # The test build records what reaches its privacy queue; the scenarios look for their privacy jobs there.
+  # --nocapture shows the race's latency line. The run is bounded: the scenarios' requests carry no timeout of
+  # their own, and a request the Worker never answers (a panic resets the isolate) would hang it for good.
   if STOREFRONT_BASE_URL="$BASE" STOREFRONT_SECRET="$SECRET_HEX" STOREFRONT_ADMIN_EMAIL="$ADMIN_EMAIL" \
     STOREFRONT_SECRETS_LOG="$SECRETS_LOG" STOREFRONT_PRIVACY_QUEUE="http:$BASE/__test/privacy-jobs" \
-    cargo test --manifest-path "$ROOT/Cargo.toml" -p tests --test it -- catalog:: bad_input:: auth:: admin::; then
+    timeout --kill-after=10 "${STOREFRONT_SCENARIOS_TIMEOUT_SECS:-900}" \
+    cargo test --manifest-path "$ROOT/Cargo.toml" -p tests --test it -- catalog:: bad_input:: auth:: admin:: commerce:: \
+    --nocapture 2>&1 | tee "$RUN_DIR/scenarios.log"; then
     scenarios="passed"
   else
     scenarios="failed"
+    grep -q "^test result:" "$RUN_DIR/scenarios.log" \
+      || log "the scenarios did not finish within STOREFRONT_SCENARIOS_TIMEOUT_SECS (a hung request?)"
+    tail -60 "$RUN_DIR/wrangler.log" >&2
   fi
+  checkout_latency=$(grep -o 'checkout latency under contention: .*' "$RUN_DIR/scenarios.log" | tail -n1 || true)
+  [[ -n "$checkout_latency" ]] || checkout_latency="not measured (the race did not get that far)"
 fi
 
 cache_check="not run (the scenarios did not pass)"
@@ -334,6 +353,57 @@ PY
   fi
 fi
 
+orders_check="not run (the scenarios did not pass)"
+if [[ "$scenarios" == "passed" ]]; then
+  log "checking that the orders' events reached the orders queue, after a relay and sweep run by the cron"
+  if python3 - "$BASE" "$RELAY_CRON_QUERY" "${STOREFRONT_RELAY_DEADLINE_SECS:-30}" <<'PY'
+import json, sys, time, urllib.error, urllib.request
+base, cron, deadline_secs = sys.argv[1], sys.argv[2], float(sys.argv[3])
+def call(method, path):
+    request = urllib.request.Request(base + path, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+def document(path):
+    status, body = call("GET", path)
+    if status != 200:
+        sys.exit(f"GET {path} answered {status}: {body[:200]!r}")
+    return json.loads(body)
+checks = []
+def check(what, ok, detail=""):
+    print(f"  {'ok  ' if ok else 'FAIL'} orders queue: {what}" + ("" if ok or not detail else f" -- {detail}"))
+    checks.append(ok)
+# The relay publishes whatever a failed publication left in the outbox; the same tick sweeps the checkouts.
+status, body = call("GET", f"/__scheduled?cron={cron}")
+check("the relay and sweep cron trigger ran", status == 200, f"HTTP {status}: {body[:200]!r}")
+# The test consumer records in batches (max_batch_timeout 1 s): wait until the count stops changing.
+deadline, seen, events = time.monotonic() + deadline_secs, -1, {}
+while time.monotonic() < deadline:
+    events = document("/__test/orders-events")
+    if len(events["messages"]) == seen and seen > 0:
+        break
+    seen = len(events["messages"])
+    time.sleep(1.5)
+types = events.get("types", {})
+check("order.created events arrived", types.get("order.created", 0) >= 1, f"types: {types}")
+check("order.cancelled events arrived", types.get("order.cancelled", 0) >= 1, f"types: {types}")
+check("every message is an order event", set(types) <= {"order.created", "order.cancelled"}, f"types: {types}")
+leaky = [body for body in events["messages"] if "@" in body or "tok_" in body]
+check("no event holds an e-mail address or a payment token", not leaky, f"{len(leaky)} do, e.g. {leaky[:1]}")
+pending = document("/__test/outbox")["pending"]
+check("the outbox is empty", pending == [], f"pending: {pending}")
+print(f"orders queue: {sum(types.values())} events recorded {types}; {sum(checks)} passed, {len(checks) - sum(checks)} failed")
+sys.exit(0 if all(checks) else 1)
+PY
+  then
+    orders_check="passed"
+  else
+    orders_check="failed"
+  fi
+fi
+
 log "measuring 200 sequential GET /products/$PRODUCT_ID"
 python3 - "$PORT" "$PRODUCT_ID" > "$RUN_DIR/latency.txt" <<'PY'
 import http.client, sys, time
@@ -386,6 +456,10 @@ checks = [
           and isinstance(l.get("published"), int) and l["published"] >= 1),
     found("a request line of an admin catalog write", lambda l: l.get("function") in ("products", "product")
           and l.get("message") == "handled" and l.get("method") in ("POST", "PUT", "DELETE") and l.get("status") in (200, 201, 204)),
+    found("a request line of a checkout that made an order", lambda l: l.get("function") == "checkout"
+          and l.get("message") == "handled" and l.get("status") == 201),
+    found("the checkout sweep's report from the relay cron", lambda l: l.get("message") == "swept the checkouts"
+          and l.get("cron") == "* * * * *" and all(isinstance(l.get(field), int) for field in ("paid", "released", "failed"))),
 ]
 print(f"structured logs: {len(lines)} JSON lines, {sum(checks)} of {len(checks)} checks passed")
 sys.exit(0 if all(checks) else 1)
@@ -435,12 +509,14 @@ wasm_gz=$(gzip -9 -c "$OUT/index_bg.wasm" | wc -c)
 
 dry_run="skipped (STOREFRONT_SKIP_DRY_RUN=1)"
 release_sizes=""
+release_gz=0
 if [[ "${STOREFRONT_SKIP_DRY_RUN:-0}" != "1" ]]; then
   log "wrangler deploy --dry-run (release flavour)"
   if (cd "$ROOT" && "$WRANGLER_BIN" deploy --dry-run --outdir "$RUN_DIR/dist") > "$RUN_DIR/dry-run.log" 2>&1; then
     dry_run="ok: $(grep -Eo 'Total Upload: .*' "$RUN_DIR/dry-run.log" | head -n1)"
     release_wasm="$ROOT/target/worker-host/release/index_bg.wasm"
-    release_sizes="release wasm: $(stat -c %s "$release_wasm") bytes raw, $(gzip -9 -c "$release_wasm" | wc -c) bytes gzipped"
+    release_gz=$(gzip -9 -c "$release_wasm" | wc -c)
+    release_sizes="release wasm: $(stat -c %s "$release_wasm") bytes raw, $release_gz bytes gzipped (budget 1048576 gzipped)"
   else
     cat "$RUN_DIR/dry-run.log" >&2
     dry_run="FAILED"
@@ -456,12 +532,16 @@ echo "contract suites inside workerd: item store passed, job queue (push) passed
 echo "outbox relay by the cron trigger to the privacy queue: $relay_check"
 echo "Worker time per request (Argon2id m=19456 KiB t=2 p=1, wrangler dev): $auth_timing"
 echo "structured logs: JSON lines present; no secret, password or token in the logs ($secrets_count checked)"
-echo "end-to-end scenarios (catalog, bad_input, auth, admin): $scenarios"
+echo "end-to-end scenarios (catalog, bad_input, auth, admin, commerce): $scenarios"
+echo "$checkout_latency (30 concurrent checkouts, one D1 database, wrangler dev)"
 echo "listing cache invalidated by admin writes: $cache_check"
+echo "order events on the orders queue, relay and checkout sweep by the cron: $orders_check"
 echo "wrangler deploy --dry-run: $dry_run"
 
 [[ "$scenarios" == "passed" ]] || fail "end-to-end scenarios $scenarios (tests/ crate: cargo test -p tests)"
 [[ "$cache_check" == "passed" ]] || fail "the listing cache check $cache_check"
+[[ "$orders_check" == "passed" ]] || fail "the orders queue check $orders_check"
 [[ "$dry_run" != "FAILED" ]] || fail "wrangler deploy --dry-run"
-(( wasm_gz <= 1048576 )) || fail "the gzipped wasm is over 1 MB"
+(( wasm_gz <= 1048576 )) || fail "the gzipped test wasm is over 1 MB"
+(( release_gz <= 1048576 )) || fail "the gzipped release wasm is over 1 MB"
 echo "workers: 1 passed, 0 failed"

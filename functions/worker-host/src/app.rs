@@ -3,11 +3,16 @@
 //! The stack is named once here: `Store` is the D1 item store, `Queue` the Queues producer. The schema is
 //! created once per isolate, before the first store call. The client's address (for login's per-client limit)
 //! is the one Cloudflare's edge puts in `CF-Connecting-IP`, never a header the client chose such as
-//! `X-Forwarded-For`. Committed outbox events are published on the `PRIVACY` binding right after their commit,
-//! and whatever stays in the outbox is relayed by the cron tick.
+//! `X-Forwarded-For`. Committed outbox events are published right after their commit, privacy jobs on the
+//! `PRIVACY` binding and order events on `ORDERS`, and whatever stays in the outbox is relayed by the cron tick,
+//! which also sweeps the checkouts left reserved.
+//!
+//! The state is built per request, but two things must outlive a request: the payment circuit breaker is one
+//! per isolate (a static), so that it sees every checkout the isolate runs, and the payment retries wait on the
+//! JavaScript timer (`JsTimer`).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context as _;
 use axum::Router;
@@ -20,12 +25,13 @@ use shared::auth::AuthSettings;
 use shared::http::extract::MAX_BUFFERED_BODY_BYTES;
 use shared::http::{ApiError, AppState, ClientAddress};
 use shared::outbox::{Publisher, Topic, Topics};
+use shared::payments::{Breaker, BreakerSettings};
 use shared::ports::{Clock, IdGen};
 use tower::ServiceExt as _;
 use worker::{Env, HttpRequest};
 
 use crate::config::{self, Config};
-use crate::platform::{CryptoIds, JsClock};
+use crate::platform::{CryptoIds, JsClock, JsTimer};
 
 /// The item store this host runs on.
 pub(crate) type Store = D1ItemStore;
@@ -37,7 +43,20 @@ pub(crate) type Queue = CfJobQueue<Store>;
 /// limits (which the Worker needs anyway, see `wrangler.toml`); a longer backlog goes on at the next tick.
 const RELAY_MAX_EVENTS: usize = 100;
 
+/// The most orders one sweep tick settles. Each costs about eight subrequests (the order, the provider's
+/// ledger, the settling transaction, then its event's claim, send and removal), so with a full relay a tick
+/// stays under a thousand; a longer backlog goes on at the next tick.
+const SWEEP_MAX_ORDERS: usize = 50;
+
 static SCHEMA_READY: AtomicBool = AtomicBool::new(false);
+
+/// The isolate's payment circuit breaker. A Worker isolate runs one thread, and a static lives as long as the
+/// isolate (a panic resets both), which is exactly the breaker's scope: one per instance, as on the other hosts.
+static BREAKER: OnceLock<Arc<Breaker>> = OnceLock::new();
+
+fn breaker() -> Arc<Breaker> {
+    Arc::clone(BREAKER.get_or_init(|| Arc::new(Breaker::new(BreakerSettings::default()))))
+}
 
 /// The store on the D1 binding, with its schema in place.
 pub(crate) async fn store(env: &Env, clock: Arc<dyn Clock>) -> anyhow::Result<Store> {
@@ -60,7 +79,12 @@ fn routes(state: AppState<Store>, env: &Env) -> Router {
         .merge(login::router(state.clone()))
         .merge(refresh::router(state.clone()))
         .merge(logout::router(state.clone()))
-        .merge(me::router(state.clone()));
+        .merge(me::router(state.clone()))
+        .merge(cart::router(state.clone()))
+        .merge(discounts::router(state.clone()))
+        .merge(checkout::router(state.clone()))
+        .merge(orders::router(state.clone()))
+        .merge(payments::router(state.clone()));
     #[cfg(feature = "testkit")]
     let router = router.merge(crate::contract::router(state, env));
     #[cfg(not(feature = "testkit"))]
@@ -76,8 +100,10 @@ async fn build(env: &Env) -> anyhow::Result<(Router, AppState<Store>, Option<KvL
     let auth_settings = AuthSettings::for_host(config.first_admin, config.login_attempts_per_client);
     let mut state =
         AppState::configured(store.clone(), Arc::clone(&clock), ids, config.keys, auth_settings, config.password_params)
-            .context("invalid password parameters")?;
-    // Without the binding, committed events simply wait in the outbox; the tick says so loudly.
+            .context("invalid password parameters")?
+            .with_sleep(Arc::new(JsTimer))
+            .with_breaker(breaker());
+    // Without the bindings, committed events simply wait in the outbox; the tick says so loudly.
     if let Some(publisher) = publisher(env, &store, &clock) {
         state = state.with_publisher(publisher);
     }
@@ -86,12 +112,15 @@ async fn build(env: &Env) -> anyhow::Result<(Router, AppState<Store>, Option<KvL
     Ok((routes(state.clone(), env), state, cache))
 }
 
-/// The topics' queues on their bindings; `None` when the privacy queue's binding is missing.
+/// The topics' queues on their bindings; `None` when a binding is missing.
 fn publisher(env: &Env, store: &Store, clock: &Arc<dyn Clock>) -> Option<Publisher> {
-    let queue = env.queue(config::PRIVACY_BINDING).ok()?;
-    let privacy = Queue::new(queue, Topic::Privacy.name(), store.clone(), Arc::clone(clock), QueueSettings::default());
-    // The orders queue comes with the commerce functions on this host; until then order events would wait in the outbox.
-    Some(Arc::new(Topics { privacy, orders: None }))
+    let queue_of = |binding: &str, topic: Topic| {
+        let queue = env.queue(binding).ok()?;
+        Some(Queue::new(queue, topic.name(), store.clone(), Arc::clone(clock), QueueSettings::default()))
+    };
+    let privacy = queue_of(config::PRIVACY_BINDING, Topic::Privacy)?;
+    let orders = queue_of(config::ORDERS_BINDING, Topic::Orders)?;
+    Some(Arc::new(Topics { privacy, orders: Some(orders) }))
 }
 
 /// The header in which Cloudflare's edge names the address the connection came from; the edge sets it itself,
@@ -148,9 +177,9 @@ pub(crate) async fn route(req: http::Request<Body>, router: Router) -> http::Res
     }
 }
 
-/// One cron tick. The relay schedule ([`config::RELAY_CRON`]) publishes what is left in the outbox; the
-/// housekeeping schedule ([`config::HOUSEKEEPING_CRON`]) deletes expired items and, where enabled, seeds the
-/// demo catalog. A schedule this build does not know (`wrangler.toml` changed without this file) runs both:
+/// One cron tick. The relay schedule ([`config::RELAY_CRON`]) publishes what is left in the outbox and settles
+/// the checkouts left reserved past their grace (`Commerce::sweep`); the housekeeping schedule
+/// ([`config::HOUSEKEEPING_CRON`]) deletes expired items and, where enabled, seeds the demo catalog. A schedule this build does not know (`wrangler.toml` changed without this file) runs both:
 /// each is safe to repeat. Errors are logged; the next tick retries.
 pub(crate) async fn tick(cron: &str, env: &Env) {
     let (_, state, cache) = match build(env).await {
@@ -170,6 +199,7 @@ pub(crate) async fn tick(cron: &str, env: &Env) {
     };
     if relay {
         relay_outbox(cron, &state).await;
+        sweep_checkouts(cron, &state).await;
     }
     if housekeeping {
         housekeep(cron, env, &state, cache.as_ref()).await;
@@ -181,7 +211,11 @@ async fn relay_outbox(cron: &str, state: &AppState<Store>) {
     let Some(publisher) = state.publisher.as_ref() else {
         match state.outbox().pending(1).await {
             Ok((events, _)) if events.is_empty() => {}
-            Ok(_) => tracing::error!(cron, binding = config::PRIVACY_BINDING, "the queue binding is missing; events wait in the outbox"),
+            Ok(_) => tracing::error!(
+                cron,
+                bindings = %format_args!("{} and {}", config::PRIVACY_BINDING, config::ORDERS_BINDING),
+                "a queue binding is missing; events wait in the outbox"
+            ),
             Err(error) => tracing::error!(cron, error = ?error, "failed to read the outbox"),
         }
         return;
@@ -194,6 +228,20 @@ async fn relay_outbox(cron: &str, state: &AppState<Store>) {
         Ok(report) if report.published == 0 => tracing::debug!(cron, "relayed the outbox; it was empty"),
         Ok(report) => tracing::info!(cron, published = report.published, failed = report.failed, more = report.more, "relayed the outbox"),
         Err(error) => tracing::error!(cron, error = ?error, "failed to read the outbox"),
+    }
+}
+
+/// Settles up to [`SWEEP_MAX_ORDERS`] orders left reserved past the grace period (a checkout whose request
+/// died, or whose client never retried after a 503): paid when the provider holds the charge, released when not.
+/// Orders the provider could not tell about are left for the next tick.
+async fn sweep_checkouts(cron: &str, state: &AppState<Store>) {
+    match state.commerce.sweep(SWEEP_MAX_ORDERS).await {
+        Ok(report) if report.failed > 0 => {
+            tracing::warn!(cron, paid = report.paid, released = report.released, failed = report.failed, "swept the checkouts; some orders wait for the next tick");
+        }
+        // Unlike the relay's, an empty report is logged too: it is the only sign that the sweep runs at all.
+        Ok(report) => tracing::info!(cron, paid = report.paid, released = report.released, failed = report.failed, "swept the checkouts"),
+        Err(error) => tracing::error!(cron, error = ?error, "failed to read the unsettled orders"),
     }
 }
 

@@ -27,6 +27,10 @@ pub(crate) const JOBS_QUEUE_BINDING: &str = "JOBS_QUEUE";
 pub(crate) const PRIVACY_BINDING: &str = "PRIVACY";
 /// A variable naming the privacy queue, so the queue handler knows a batch from it for what it is.
 pub(crate) const PRIVACY_QUEUE_BINDING: &str = "PRIVACY_QUEUE";
+/// The orders queue (producer side): the outbox publishes `order.created` and `order.cancelled` to it.
+pub(crate) const ORDERS_BINDING: &str = "ORDERS";
+/// A variable naming the orders queue, so the queue handler knows a batch from it for what it is.
+pub(crate) const ORDERS_QUEUE_BINDING: &str = "ORDERS_QUEUE";
 /// The master secret (a Worker secret: `wrangler secret put`, or `.dev.vars` locally).
 pub(crate) const SECRET_BINDING: &str = "STOREFRONT_SECRET";
 /// `"true"` to write the demo catalog into an empty store on the cron trigger.
@@ -44,12 +48,14 @@ pub(crate) const ARGON2_ITERATIONS_BINDING: &str = argon2::ARGON2_ITERATIONS;
 /// A variable: Argon2id's lanes. Optional (1).
 pub(crate) const ARGON2_PARALLELISM_BINDING: &str = argon2::ARGON2_PARALLELISM;
 
-/// The cron trigger that relays the outbox (`wrangler.toml`'s `[triggers]`, character for character).
+/// The cron trigger that relays the outbox and sweeps the checkouts (`wrangler.toml`'s `[triggers]`, character
+/// for character).
 ///
 /// Every minute, Cron Triggers' finest schedule: the outbox is the fallback for a job whose publication right
 /// after its commit failed, so the relay bounds how late such a job reaches its queue, and a privacy request
-/// should not wait a quarter of an hour because a send failed once. A run that finds the outbox empty costs one
-/// D1 query.
+/// should not wait a quarter of an hour because a send failed once. The checkout sweep settles orders left
+/// reserved past their two minutes' grace, so a shopper whose checkout died learns its fate within about three
+/// minutes. A run that finds nothing to do costs two D1 queries.
 pub(crate) const RELAY_CRON: &str = "* * * * *";
 /// The cron trigger for housekeeping (expired items, the demo catalog): every 15 minutes, as before the relay.
 /// Reads ignore expired items already, so sweeping them more often would only add D1 writes.

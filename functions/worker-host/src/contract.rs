@@ -3,7 +3,8 @@
 //! contract (`/__test/queue-contract`) on the real Queues bindings; `GET /__test/internal-error` fails on purpose
 //! with `ApiError::Internal`, so the test script can check that the cause reaches the log and not the response;
 //! `privacy_queue` records what reaches the test privacy queue (`GET /__test/privacy-jobs`) and probes the
-//! outbox relay (`POST /__test/relay-probe`, `GET /__test/outbox`).
+//! outbox relay (`POST /__test/relay-probe`, `GET /__test/outbox`); `orders_queue` records what reaches the
+//! test orders queue (`GET /__test/orders-events`).
 //! The routes are observed like every function's (function name `testkit`), so they log a line per request too.
 //!
 //! The suite is the very one every other adapter passes (`shared::contract::item_store::run`); each run uses
@@ -28,6 +29,7 @@ use worker::send::SendFuture;
 use crate::app::Store;
 
 pub(crate) mod job_queue;
+pub(crate) mod orders_queue;
 pub(crate) mod privacy_queue;
 
 /// Real time: the D1 store judges expiry by the Worker's clock, so the suite waits for real.
@@ -89,6 +91,7 @@ pub(crate) fn router(state: AppState<Store>, env: &worker::Env) -> Router {
         .route("/__test/internal-error", get(internal_error))
         .with_state(state.clone())
         .merge(job_queue::router(queue_contract))
-        .merge(privacy_queue::router(state));
+        .merge(privacy_queue::router(state.clone()))
+        .merge(orders_queue::router(state));
     shared::http::context::observed(routes, "testkit", clock, ids)
 }

@@ -6,13 +6,14 @@
 //! attempt count (the message's `attempts`, read from the raw JavaScript object). A message that cannot be
 //! read (no id, no attempt count, a body that is not text) can never be handled and is dead-lettered.
 //!
-//! A batch's queue is told by name, against the variables `JOBS_QUEUE`, `JOBS_DLQ_QUEUE` and `PRIVACY_QUEUE`.
-//! The deployed Worker consumes only the jobs queue. The dead-letter queue's messages wait for an operator and
-//! the privacy queue's for the privacy function, so should a batch from either (or from a queue no variable
-//! names) arrive anyway, every message is handed back with the longest retry delay and an error is logged: it
-//! must reach its real consumer or an operator, not be acked away or run as a job. Test builds (feature
-//! `testkit`) consume the dead-letter queue and the privacy queue to observe what arrives there (see
-//! `contract::job_queue` and `contract::privacy_queue`).
+//! A batch's queue is told by name, against the variables `JOBS_QUEUE`, `JOBS_DLQ_QUEUE`, `PRIVACY_QUEUE` and
+//! `ORDERS_QUEUE`. The deployed Worker consumes only the jobs queue. The dead-letter queue's messages wait for
+//! an operator, the privacy queue's for the privacy function and the orders queue's for the order-events
+//! function, so should a batch from any of them (or from a queue no variable names) arrive anyway, every message
+//! is handed back with the longest retry delay and an error is logged: it must reach its real consumer or an
+//! operator, not be acked away or run as a job. Test builds (feature `testkit`) consume the dead-letter, privacy
+//! and orders queues to observe what arrives there (see `contract::job_queue`, `contract::privacy_queue` and
+//! `contract::orders_queue`).
 
 use std::time::Duration;
 
@@ -30,6 +31,7 @@ enum Source {
     Jobs,
     DeadLetters,
     Privacy,
+    Orders,
     Unknown,
 }
 
@@ -42,6 +44,8 @@ impl Source {
             Source::DeadLetters
         } else if named(config::PRIVACY_QUEUE_BINDING) {
             Source::Privacy
+        } else if named(config::ORDERS_QUEUE_BINDING) {
+            Source::Orders
         } else {
             Source::Unknown
         }
@@ -61,12 +65,14 @@ pub(crate) async fn consume(batch: &MessageBatch, env: &Env) -> Result<(), JsVal
         Source::Jobs => consume_jobs(&queue, &messages, env).await,
         Source::DeadLetters => consume_dead_letters(&queue, &messages, env).await,
         Source::Privacy => consume_privacy(&queue, &messages, env).await,
+        Source::Orders => consume_orders(&queue, &messages, env).await,
         Source::Unknown => {
             let why = format!(
-                "a batch from a queue that none of {}, {}, {} names",
+                "a batch from a queue that none of {}, {}, {}, {} names",
                 config::JOBS_QUEUE_BINDING,
                 config::JOBS_DLQ_QUEUE_BINDING,
-                config::PRIVACY_QUEUE_BINDING
+                config::PRIVACY_QUEUE_BINDING,
+                config::ORDERS_QUEUE_BINDING
             );
             hand_back(&queue, &messages, &why)
         }
@@ -142,6 +148,21 @@ async fn consume_privacy(queue: &str, messages: &[ConsumedMessage], env: &Env) -
     {
         let _ = env;
         hand_back(queue, messages, "a batch from the privacy queue, which has no consumer yet")
+    }
+}
+
+/// A batch from the orders queue. Test builds record what arrives; a deployed Worker has no consumer on it yet
+/// (the order-events function will be one), so should one be configured, every message is handed back.
+async fn consume_orders(queue: &str, messages: &[ConsumedMessage], env: &Env) -> Result<(), JsValue> {
+    #[cfg(feature = "testkit")]
+    {
+        let _ = queue;
+        crate::contract::orders_queue::consume(messages, env).await
+    }
+    #[cfg(not(feature = "testkit"))]
+    {
+        let _ = env;
+        hand_back(queue, messages, "a batch from the orders queue, which has no consumer yet")
     }
 }
 

@@ -1,5 +1,6 @@
 //! The Cloudflare Workers host: one wasm32 Worker that mounts every function's `router()` (the same code the
-//! Lambda and local hosts run), publishes privacy jobs, consumes the jobs queue and runs the cron triggers.
+//! Lambda and local hosts run), publishes privacy jobs and order events, consumes the jobs queue and runs the
+//! cron triggers.
 //!
 //! Wiring only: it builds adapters from the `Env` bindings named in `wrangler.toml` and hands requests,
 //! batches and ticks to `shared`. No business rule lives here, and no code path reachable from a request,
@@ -25,8 +26,8 @@ async fn fetch(req: HttpRequest, env: Env, _ctx: Context) -> worker::Result<http
     Ok(app::handle(req, &env).await)
 }
 
-/// Every cron tick: the outbox relay every minute, housekeeping (expired items, demo catalog when enabled)
-/// every 15 minutes.
+/// Every cron tick: the outbox relay and the checkout sweep every minute, housekeeping (expired items, demo
+/// catalog when enabled) every 15 minutes.
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     logging::init();

@@ -1,13 +1,16 @@
-//! The Workers runtime's clock and id generator: JavaScript's `Date.now()` and `crypto.getRandomValues`.
+//! The Workers runtime's clock, id generator and timer: JavaScript's `Date.now()`, `crypto.getRandomValues`
+//! and `setTimeout`.
 //!
-//! `SystemTime::now()` panics on wasm32-unknown-unknown, so these are the only time and randomness this host
-//! uses. Neither may panic: a failed random read falls back to the monotonic counter, which keeps ids unique
-//! within the isolate, and is logged.
+//! `SystemTime::now()` panics on wasm32-unknown-unknown and there is no tokio here, so these are the only
+//! time, randomness and waiting this host uses. None may panic: a failed random read falls back to the
+//! monotonic counter, which keeps ids unique within the isolate, and is logged.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
-use shared::ports::{Clock, IdGen, Random, RandomError, Timestamp};
+use shared::ports::{Clock, IdGen, Random, RandomError, Sleep, SleepFuture, Timestamp};
+use worker::send::SendFuture;
 
 /// `Date.now()`, never going backwards within an isolate.
 ///
@@ -69,5 +72,22 @@ impl Random for CryptoIds {
     fn fill(&self, buffer: &mut [u8]) -> Result<(), RandomError> {
         getrandom::getrandom(buffer)
             .map_err(|error| RandomError::Internal(anyhow::anyhow!("crypto.getRandomValues failed: {error}")))
+    }
+}
+
+/// The JavaScript timer (`setTimeout`, through `worker::Delay`): what the payment retries' backoff waits on.
+///
+/// `Delay` holds JavaScript objects and is not `Send`; the `Sleep` port asks for a `Send` future because native
+/// hosts run on threads. A Worker isolate runs one thread, so `SendFuture` states that without changing
+/// anything. `Date.now()` moves across the timer, so [`JsClock`] sees at least `duration` pass.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct JsTimer;
+
+/// `setTimeout` takes a signed 32-bit number of milliseconds (about 24.8 days); longer waits are cut to it.
+const LONGEST_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
+
+impl Sleep for JsTimer {
+    fn sleep(&self, duration: Duration) -> SleepFuture {
+        Box::pin(SendFuture::new(worker::Delay::from(duration.min(LONGEST_TIMEOUT))))
     }
 }

@@ -10,6 +10,8 @@
 //!   `{"event_id", "body"}`: only the cron relay can then bring `body` to the queue;
 //! - `GET /__test/outbox` answers 200 `{"pending": ["<event id>", ...]}`, the events still in the outbox.
 //!
+//! The recording itself ([`record`], [`recorded`]) serves the test orders queue too (`contract::orders_queue`).
+//!
 //! This module is never compiled into a release build.
 
 use std::time::Duration;
@@ -40,18 +42,26 @@ const PROBE_KIND: &str = "testkit.relay_probe";
 /// The most outbox events `GET /__test/outbox` lists.
 const OUTBOX_LISTED: usize = 1000;
 
-/// Records every message of a batch from the test environment's privacy queue and acks it. A message whose
-/// record cannot be written is retried, so nothing that reached the queue goes unrecorded.
+/// Records every message of a batch from the test environment's privacy queue and acks it.
 ///
 /// # Errors
 /// A JavaScript error when a message could not be settled (the platform delivers the batch again).
 pub(crate) async fn consume(messages: &[ConsumedMessage], env: &Env) -> Result<(), JsValue> {
+    record(messages, env, PARTITION, "privacy").await
+}
+
+/// Records every message of a batch in `partition` and acks it. A message whose record cannot be written is
+/// retried, so nothing that reached the queue goes unrecorded.
+///
+/// # Errors
+/// A JavaScript error when a message could not be settled (the platform delivers the batch again).
+pub(crate) async fn record(messages: &[ConsumedMessage], env: &Env, partition: &str, queue: &str) -> Result<(), JsValue> {
     let recorder = recorder(env).await;
     let mut unsettled = 0_usize;
     for message in messages {
         let Some(body) = message.text() else {
             let message_id = message.id();
-            tracing::warn!(message_id = message_id.as_deref().unwrap_or("unknown"), "a privacy queue message without a text body; acked");
+            tracing::warn!(queue, message_id = message_id.as_deref().unwrap_or("unknown"), "a queue message without a text body; acked");
             if message.ack().is_err() {
                 unsettled += 1;
             }
@@ -63,7 +73,7 @@ pub(crate) async fn consume(messages: &[ConsumedMessage], env: &Env) -> Result<(
                 // A message without an id (never seen) is recorded under a fresh one.
                 let message_id = message.id().unwrap_or_else(|| CryptoIds::default().new_id());
                 let mut item = Item::new(
-                    ItemKey::new(PARTITION, message_id.clone()),
+                    ItemKey::new(partition, message_id.clone()),
                     1,
                     json!({ "body": body, "message_id": message_id, "at_ms": now.as_millis() }),
                 );
@@ -79,34 +89,34 @@ pub(crate) async fn consume(messages: &[ConsumedMessage], env: &Env) -> Result<(
         let settled = match written {
             Ok(()) => message.ack(),
             Err(error) => {
-                tracing::error!(error = ?error, "failed to record a privacy queue message; retrying it");
+                tracing::error!(queue, error = ?error, "failed to record a queue message; retrying it");
                 message.retry(Duration::from_secs(1))
             }
         };
         if let Err(error) = settled {
-            tracing::error!(error = ?error, "failed to settle a privacy queue message");
+            tracing::error!(queue, error = ?error, "failed to settle a queue message");
             unsettled += 1;
         }
     }
     if unsettled > 0 {
-        return Err(JsValue::from_str(&format!("{unsettled} privacy queue messages could not be settled")));
+        return Err(JsValue::from_str(&format!("{unsettled} {queue} queue messages could not be settled")));
     }
     Ok(())
 }
 
-fn internal(what: &str, error: impl std::fmt::Display) -> Response {
+pub(crate) fn internal(what: &str, error: impl std::fmt::Display) -> Response {
     (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": format!("{what}: {error}") }))).into_response()
 }
 
-/// Every recorded body, oldest first.
-async fn privacy_jobs(State(state): State<AppState<Store>>) -> Response {
+/// Every body recorded in `partition`, oldest first.
+///
+/// # Errors
+/// The store's, when a page cannot be read.
+pub(crate) async fn recorded(state: &AppState<Store>, partition: &str) -> Result<Vec<String>, StoreError> {
     let mut records: Vec<(i64, String)> = Vec::new();
     let mut after = None;
     loop {
-        let page = match state.store.query(&Query::new(PARTITION, "", 1000).after(after)).await {
-            Ok(page) => page,
-            Err(error) => return internal("failed to read the privacy queue's records", error),
-        };
+        let page = state.store.query(&Query::new(partition, "", 1000).after(after)).await?;
         for item in page.items {
             let at_ms = item.data.get("at_ms").and_then(Value::as_i64).unwrap_or_default();
             if let Some(body) = item.data.get("body").and_then(Value::as_str) {
@@ -119,8 +129,15 @@ async fn privacy_jobs(State(state): State<AppState<Store>>) -> Response {
         }
     }
     records.sort();
-    let messages: Vec<String> = records.into_iter().map(|(_, body)| body).collect();
-    (StatusCode::OK, Json(json!({ "messages": messages }))).into_response()
+    Ok(records.into_iter().map(|(_, body)| body).collect())
+}
+
+/// Every recorded body, oldest first.
+async fn privacy_jobs(State(state): State<AppState<Store>>) -> Response {
+    match recorded(&state, PARTITION).await {
+        Ok(messages) => (StatusCode::OK, Json(json!({ "messages": messages }))).into_response(),
+        Err(error) => internal("failed to read the privacy queue's records", error),
+    }
 }
 
 /// Writes a probe event into the outbox, unpublished.
