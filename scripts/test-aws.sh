@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The AWS tier of the tests: template checks (cfn-lint, `sam validate --lint`, and the checks those two do not
 # make), the DynamoDB and SQS adapters' contract suites against DynamoDB Local and moto, and the end-to-end
-# scenarios through `cargo lambda watch` (the Lambda binaries on the emulators: catalog, bad input, accounts and
-# admin writes, with a login's time measured and the watcher's log checked for every password, token and key the
-# scenarios used, and the privacy jobs the scenarios' requests published checked on moto's privacy queue), plus
-# `cargo lambda invoke` with the event files in events/ (the outbox relay function included, on an event seeded into
-# the outbox), and the jobs function's partial batch failures and redrive on moto. Everything listens on 127.0.0.1;
+# scenarios through `cargo lambda watch` (the Lambda binaries on the emulators: catalog, bad input, accounts, admin
+# writes and commerce, with a login's time measured and the watcher's log checked for every password, token and key
+# the scenarios used, and the privacy jobs and order events the scenarios' requests published checked on moto's
+# privacy and orders queues), plus `cargo lambda invoke` with the event files in events/ (the outbox relay function,
+# on an event seeded into the outbox, and the checkout sweep function included), and the jobs function's partial
+# batch failures and redrive on moto. Everything listens on 127.0.0.1;
 # nothing reaches AWS. It never skips a step:
 # a missing tool is installed (scripts/aws-emulators.sh) or the run fails. Emulators and the watcher are
 # stopped by PID on exit, whatever happens.
@@ -82,20 +83,58 @@ functions = {name: r for name, r in resources.items() if r["Type"] == "AWS::Serv
 lambda_rs = pathlib.Path("functions/lambda-host/src/lib.rs").read_text()
 consts = dict(re.findall(r'pub const ([A-Z_]+): &str = "([A-Z_]+)";', lambda_rs))
 config_reads = {}
-for struct in ("HttpConfig", "JobsConfig", "RelayConfig", "AwsConfig"):
+for struct in ("HttpConfig", "JobsConfig", "RelayConfig", "SweepConfig", "AwsConfig"):
     body = re.search(r"impl " + struct + r" \{\n(.*?)\n\}\n", lambda_rs, re.S)
     if not body:
         sys.exit(f"functions/lambda-host/src/lib.rs has no impl {struct}")
     config_reads[struct] = [consts[c] for c in re.findall(r"(?:required|optional)\(([A-Z_]+)\)", body.group(1))]
-for struct in ("HttpConfig", "JobsConfig", "RelayConfig"):
+for struct in ("HttpConfig", "JobsConfig", "RelayConfig", "SweepConfig"):
     if "AwsConfig::from_env()" in re.search(r"impl " + struct + r" \{\n(.*?)\n\}\n", lambda_rs, re.S).group(1):
         config_reads[struct] += config_reads["AwsConfig"]
-if (not {"TABLE_NAME", "STOREFRONT_SECRET", "PRIVACY_QUEUE_URL"} <= set(config_reads["HttpConfig"])
+if (not {"TABLE_NAME", "STOREFRONT_SECRET", "PRIVACY_QUEUE_URL", "ORDERS_QUEUE_URL"} <= set(config_reads["HttpConfig"])
         or "JOBS_QUEUE_URL" not in config_reads["JobsConfig"]
-        or not {"TABLE_NAME", "PRIVACY_QUEUE_URL"} <= set(config_reads["RelayConfig"])):
+        or not {"TABLE_NAME", "PRIVACY_QUEUE_URL", "ORDERS_QUEUE_URL"} <= set(config_reads["RelayConfig"])
+        or not {"TABLE_NAME", "ORDERS_QUEUE_URL"} <= set(config_reads["SweepConfig"])):
     sys.exit(f"could not read the config consts of functions/lambda-host/src/lib.rs: {config_reads}")
-entries = {"run_http": "HttpConfig", "auth::run_account_http": "HttpConfig", "run_jobs": "JobsConfig", "run_outbox_relay": "RelayConfig"}
+entries = {"run_http": "HttpConfig", "auth::run_account_http": "HttpConfig", "run_jobs": "JobsConfig",
+           "run_outbox_relay": "RelayConfig", "run_checkout_sweep": "SweepConfig"}
 http_entries = ("run_http", "auth::run_account_http")
+scheduled_entries = ("run_outbox_relay", "run_checkout_sweep")
+# The outbox topics and the variable naming each one's queue (shared::outbox::Topic, lambda_host's consts).
+topic_queues = {"privacy": "PRIVACY_QUEUE_URL", "orders": "ORDERS_QUEUE_URL"}
+# Least privilege, exactly: per function crate, the DynamoDB actions its code paths make and the outbox topics whose
+# events it commits and publishes (so it is given those queues' URLs and may send to them, and to no other queue).
+# shared/src/adapters/dynamodb.rs calls GetItem, PutItem, DeleteItem, Query and TransactWriteItems. IAM has no action
+# for a transaction as a whole: each of its items needs its own action, a Put PutItem, a Delete DeleteItem, an Add
+# (the bounded counter update of stock and discount uses) UpdateItem, a Check ConditionCheckItem. Publishing an event
+# removes it from the outbox (DeleteItem). A new function fails this check until it has a row here.
+expected_access = {
+    "health": ({"GetItem"}, set()),
+    "products": ({"GetItem", "Query", "PutItem"}, set()),
+    "product": ({"GetItem", "PutItem", "DeleteItem"}, set()),
+    "register": ({"PutItem"}, set()),
+    "login": ({"GetItem", "PutItem"}, set()),
+    "refresh": ({"GetItem", "PutItem"}, set()),
+    "logout": ({"GetItem", "PutItem"}, set()),
+    "me": ({"GetItem", "PutItem", "Query", "DeleteItem"}, {"privacy"}),
+    # Carts (commerce::carts): every change is a versioned put of the cart item; pricing reads products and the code.
+    "cart": ({"GetItem", "PutItem"}, set()),
+    # Discounts (commerce::discounts): a put conditional on absence, and the DISCOUNTS partition listed.
+    "discounts": ({"GetItem", "Query", "PutItem"}, set()),
+    # The checkout (commerce::checkout): idempotency record and sandbox charge (get, put), the reservation and its
+    # settlement (transactions of puts, deletes and counter adds), a refund of a charge on a released order (the
+    # sandbox ledger queried), order.created published.
+    "checkout": ({"GetItem", "Query", "PutItem", "DeleteItem", "UpdateItem"}, {"orders"}),
+    # Orders: the lists queried, one order read; a cancel refunds (sandbox ledger queried, charge put) and restocks
+    # (counter adds) in one transaction with the order and order.cancelled, which is then published.
+    "orders": ({"GetItem", "Query", "PutItem", "DeleteItem", "UpdateItem"}, {"orders"}),
+    # The sandbox ledger, read only.
+    "payments": ({"GetItem", "Query"}, set()),
+    # The sweep (Commerce::sweep): the unsettled list queried, each order completed or released as the checkout does.
+    "checkout-sweep": ({"GetItem", "Query", "PutItem", "DeleteItem", "UpdateItem"}, {"orders"}),
+    "jobs": (set(), set()),
+    "outbox-relay": ({"Query", "DeleteItem"}, {"privacy", "orders"}),
+}
 # The account functions' entry, lambda_host::auth::run_account_http, also reads AuthEnv (first admin, login
 # allowance, and the Argon2id costs under the names of shared/src/adapters/argon2.rs, which every host shares).
 auth_rs = pathlib.Path("functions/lambda-host/src/auth.rs").read_text()
@@ -118,6 +157,7 @@ for parameter, value in zip(("Argon2MemoryKiB", "Argon2Iterations", "Argon2Paral
         problems.append(f"parameter {parameter}: its default must be the code's, {value.replace('_', '')}")
 write_actions = re.compile(r"dynamodb:(Put|Delete|Update|BatchWrite|TransactWrite|\*)")
 env_names = set(globals_fn.get("Environment", {}).get("Variables", {}))
+topic_queue_resources = {}
 for name, function in functions.items():
     props = function["Properties"]
     crate = pathlib.Path(props["CodeUri"])
@@ -139,11 +179,19 @@ for name, function in functions.items():
     if entry.group(1) == "auth::run_account_http":
         read += auth_reads
     lib = (crate / "src" / "lib.rs").read_text() if (crate / "src" / "lib.rs").is_file() else ""
-    # An HTTP function reads PRIVACY_QUEUE_URL only to publish the outbox events it commits: one that commits none
-    # must not be given it (nor the right to send), one that does must be.
-    publishes = entry.group(1) == "run_outbox_relay" or "publish_committed" in lib
-    if entry.group(1) in http_entries and not publishes:
-        read.remove("PRIVACY_QUEUE_URL")
+    if crate.name not in expected_access:
+        problems.append(f"{name}: crate {crate.name} has no row in this check's expected_access table")
+        continue
+    expected_actions, topics = expected_access[crate.name]
+    # A function reads a topic's queue URL only to publish the outbox events it commits: one that commits none of
+    # that topic's must not be given it (nor the right to send), one that does must be. The relay needs them all.
+    if entry.group(1) == "run_outbox_relay" and topics != set(topic_queues):
+        problems.append(f"{name}: the outbox relay must publish every topic, not only {sorted(topics)}")
+    if entry.group(1) in http_entries and "publish_committed" in lib and not topics:
+        problems.append(f"{name}: its router publishes committed events, but its expected_access row names no topic")
+    for topic, variable in topic_queues.items():
+        if topic not in topics and variable in read:
+            read.remove(variable)
     names = env_names | set(props.get("Environment", {}).get("Variables", {}))
     for value in read:
         # Lambda itself sets AWS_*; DEMO_SEED is for local runs only.
@@ -159,10 +207,14 @@ for name, function in functions.items():
     reads_only = entry.group(1) in http_entries and not re.search(r"\b(post|put|delete|patch)\(", lib)
     if reads_only and any(write_actions.match(a) for a in actions):
         problems.append(f"{name}: a read-only function has write actions {actions}")
-    if "dynamodb:TransactWriteItems" in actions or "dynamodb:UpdateItem" in actions:
-        # IAM knows no TransactWriteItems action (each item is governed by its own action), and no code path
-        # of the item store calls UpdateItem.
-        problems.append(f"{name}: grants an action the store never needs: {actions}")
+    if "dynamodb:TransactWriteItems" in actions:
+        # IAM knows no TransactWriteItems action: each item of a transaction is governed by its own action.
+        problems.append(f"{name}: grants dynamodb:TransactWriteItems, which IAM does not know; grant each item's action")
+    granted = {a.split(":", 1)[1] for a in actions if a.startswith("dynamodb:")}
+    if granted != expected_actions:
+        problems.append(f"{name}: grants DynamoDB {sorted(granted)}, its code paths need exactly {sorted(expected_actions)}")
+    if len(actions) != len(set(actions)):
+        problems.append(f"{name}: grants an action twice: {actions}")
     # A queue a function may send to is one whose URL it is given; a publisher may send to the privacy queue and
     # remove the events it published from the outbox (the relay also reads the outbox).
     env = {**globals_fn.get("Environment", {}).get("Variables", {}), **props.get("Environment", {}).get("Variables", {})}
@@ -178,17 +230,20 @@ for name, function in functions.items():
                     if queue not in given:
                         problems.append(f"{name}: {action} on {target}, a queue whose URL the function is not given")
                     sends_to.add(queue)
-    if publishes:
-        privacy = env.get("PRIVACY_QUEUE_URL", {})
-        privacy = privacy.get("Ref") if isinstance(privacy, dict) else None
-        if privacy not in sends_to or "sqs:SendMessage" not in actions:
-            problems.append(f"{name}: publishes outbox events but may not sqs:SendMessage to PRIVACY_QUEUE_URL's queue")
-        needed = {"dynamodb:DeleteItem"} | ({"dynamodb:Query"} if entry.group(1) == "run_outbox_relay" else set())
-        if not needed <= set(actions):
-            problems.append(f"{name}: publishes outbox events but lacks {sorted(needed - set(actions))}")
+    for topic in sorted(topics):
+        queue = env.get(topic_queues[topic], {})
+        queue = queue.get("Ref") if isinstance(queue, dict) else None
+        if queue not in sends_to or "sqs:SendMessage" not in actions:
+            problems.append(f"{name}: publishes {topic} events but may not sqs:SendMessage to {topic_queues[topic]}'s queue")
+        elif resources.get(queue, {}).get("Type") != "AWS::SQS::Queue":
+            problems.append(f"{name}: {topic_queues[topic]} names {queue}, which is not a queue")
+        else:
+            topic_queue_resources.setdefault(queue, set()).add(topic)
+    if topics and "DeleteItem" not in expected_actions:
+        problems.append(f"{name}: publishes outbox events but may not remove them from the outbox (DeleteItem)")
     timeout = props.get("Timeout", globals_fn.get("Timeout", 3))
-    if entry.group(1) == "run_outbox_relay" and not any(e["Type"] == "Schedule" for e in props.get("Events", {}).values()):
-        problems.append(f"{name}: the outbox relay runs on no Schedule event")
+    if entry.group(1) in scheduled_entries and not any(e["Type"] == "Schedule" for e in props.get("Events", {}).values()):
+        problems.append(f"{name}: {entry.group(1)} runs on no Schedule event")
     for event_name, event in props.get("Events", {}).items():
         if event["Type"] == "Schedule":
             rate = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)", event["Properties"]["Schedule"])
@@ -208,6 +263,26 @@ for name, function in functions.items():
             problems.append(f"{name}.{event_name}: batch size {batch} is out of range")
         if "ReportBatchItemFailures" not in event_props.get("FunctionResponseTypes", []):
             problems.append(f"{name}.{event_name}: partial batch failures are not reported")
+missing_rows = set(expected_access) - {pathlib.Path(f["Properties"]["CodeUri"]).name for f in functions.values()}
+if missing_rows:
+    problems.append(f"expected_access names crates the template deploys as no function: {sorted(missing_rows)}")
+# Each topic has one queue, shared by every function that publishes it. shared::adapters::sqs sends only to FIFO
+# queues, each event with its id as the deduplication id (so content-based deduplication must stay off), and no
+# topic queue has a consumer yet, so each keeps its messages for SQS's maximum, 14 days.
+by_topic = {}
+for queue, queue_topics in topic_queue_resources.items():
+    for topic in queue_topics:
+        by_topic.setdefault(topic, set()).add(queue)
+    properties = resources[queue].get("Properties", {})
+    if properties.get("FifoQueue") is not True:
+        problems.append(f"{queue}: the {'/'.join(sorted(queue_topics))} queue must be FIFO")
+    if properties.get("ContentBasedDeduplication") in (True, "true"):
+        problems.append(f"{queue}: content-based deduplication must stay off (events carry their own deduplication id)")
+    if properties.get("MessageRetentionPeriod") != 1209600:
+        problems.append(f"{queue}: nothing consumes it yet, so it must keep messages for 14 days (1209600 s)")
+for topic in topic_queues:
+    if len(by_topic.get(topic, set())) != 1:
+        problems.append(f"the {topic} topic must have exactly one queue, not {sorted(by_topic.get(topic, set()))}")
 for name, queue in resources.items():
     if queue["Type"] == "AWS::SQS::Queue" and "RedrivePolicy" not in queue.get("Properties", {}):
         if not any(r.get("Properties", {}).get("RedrivePolicy", {}).get("deadLetterTargetArn", {}).get("Fn::GetAtt", [None])[0] == name
@@ -260,7 +335,7 @@ PY
   echo "$queue $dlq"
 }
 
-say "contract suites: DynamoItemStore on DynamoDB Local, SqsJobQueue and SqsJobSender on moto, the outbox relay on both"
+say "contract suites: DynamoItemStore on DynamoDB Local, SqsJobQueue and SqsJobSender on moto, the outbox relay and the checkout sweep on both"
 run_tests "$log" -- cargo test -p shared --features aws,local,testkit --lib -- adapters::dynamodb adapters::sqs jobs:: --nocapture
 run_tests "$log" -- cargo test -p lambda-host --features aws,testkit --lib -- --nocapture
 if grep -q "SKIPPED" "$log"; then
@@ -287,9 +362,15 @@ e2e_table="storefront-e2e-$(date +%s)"
 queues=$(create_fifo_queues privacy 1000 MessageRetentionPeriod=1209600)
 read -r privacy_queue_url privacy_dlq_url <<<"$queues"
 echo "privacy queue on moto: $privacy_queue_url (dead letters: $privacy_dlq_url)"
+# The orders queue likewise (template.yaml's OrdersQueue), for the order events the checkout and orders functions
+# publish right after their commit, looked at the same way after the scenarios.
+queues=$(create_fifo_queues orders 1000 MessageRetentionPeriod=1209600)
+read -r orders_queue_url orders_dlq_url <<<"$queues"
+echo "orders queue on moto: $orders_queue_url (dead letters: $orders_dlq_url)"
 (umask 077; cat >"$state/watch.env" <<EOF
 TABLE_NAME=$e2e_table
 PRIVACY_QUEUE_URL=$privacy_queue_url
+ORDERS_QUEUE_URL=$orders_queue_url
 STOREFRONT_SECRET=$secret
 STOREFRONT_ADMIN_EMAIL=$admin_email
 STOREFRONT_LOGIN_ATTEMPTS_PER_CLIENT=10000
@@ -302,15 +383,22 @@ AWS_ENDPOINT_URL_DYNAMODB=$AWS_ENDPOINT_URL_DYNAMODB
 AWS_ENDPOINT_URL_SQS=$AWS_ENDPOINT_URL_SQS
 AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH=true
 AWS_LAMBDA_LOG_LEVEL=info
+STOREFRONT_SWEEP_GRACE_SECS=1
 EOF
 )
-# The routes of template.yaml's HTTP API come from the repository's CargoLambda.toml (checked above).
-cargo lambda watch -A 127.0.0.1 -P "$port" --env-file "$state/watch.env" --features aws >"$state/watch.log" 2>&1 &
+# The routes of template.yaml's HTTP API come from the repository's CargoLambda.toml (checked above). With
+# --ignore-changes an edit elsewhere in the working tree during the run does not rebuild and restart a function
+# mid-scenario (which once left a scenario waiting on a function that never came back). Lambda serves concurrent
+# requests from separate instances; with --concurrency 4 the watcher does too (up to 4 processes per function, each
+# with its own state and payment breaker), so the commerce races run across processes on one table, as deployed.
+cargo lambda watch -A 127.0.0.1 -P "$port" --ignore-changes --concurrency 4 --env-file "$state/watch.env" --features aws >"$state/watch.log" 2>&1 &
 watch_pid=$!
 t0=$(now_ms)
 # Each function compiles on its first request; the products function seeds the demo catalog at its cold start,
-# so it goes first and alone. A GET to a POST-only route is enough to build and start its function (405).
-warm_paths=(/products /health /products/00000000000000000000000000000000 /auth/register /auth/login /auth/refresh /auth/logout /me)
+# so it goes first and alone. A GET to a POST-only route is enough to build and start its function (405), and an
+# anonymous request to a signed-in route enough for the commerce functions (401).
+warm_paths=(/products /health /products/00000000000000000000000000000000 /auth/register /auth/login /auth/refresh /auth/logout /me
+  /cart /discounts /checkout /orders /payments/sandbox/charges)
 for path in "${warm_paths[@]}"; do
   answered=""
   for _ in $(seq 1 600); do
@@ -323,13 +411,41 @@ for path in "${warm_paths[@]}"; do
 done
 wait_for_url "http://127.0.0.1:$port/health" 60 || { tail -30 "$state/watch.log" >&2; die "the health function does not answer 200"; }
 echo "cargo lambda watch: the functions of ${#warm_paths[@]} routes built, started and warm after $(( $(now_ms) - t0 )) ms"
+
+# invoke_until_built FUNCTION EVENT_FILE: invokes one of the watcher's functions with an event file and prints its
+# answer, retrying while the watcher builds it (the first invoke compiles it; cargo lambda invoke fails until then).
+invoke_until_built() {
+  local function=$1 event=$2 answer
+  for _ in $(seq 1 60); do
+    kill -0 "$watch_pid" 2>/dev/null || { tail -30 "$state/watch.log" >&2; die "cargo lambda watch exited"; }
+    if answer=$(cargo lambda invoke "$function" -A 127.0.0.1 -P "$port" --data-file "$event" --output-format json 2>"$state/invoke.err"); then
+      echo "$answer"
+      return 0
+    fi
+    sleep 5
+  done
+  cat "$state/invoke.err" >&2
+  tail -30 "$state/watch.log" >&2
+  die "cargo lambda invoke $function never answered"
+}
+# The checkout sweep is scheduled, not routed, so an invoke warms it; before the scenarios no order is reserved. The
+# watcher gives it a grace of 1 s (STOREFRONT_SWEEP_GRACE_SECS) instead of 120, so that after the scenarios every
+# order they left reserved is due (see below); nothing else reads that setting.
+answer=$(invoke_until_built checkout-sweep events/schedule.json)
+echo "events/schedule.json (checkout sweep, before the scenarios) -> $answer"
+python3 -c 'import json, sys
+assert json.loads(sys.argv[1]) == {"paid": 0, "released": 0, "failed": 0}, sys.argv[1]' "$answer" \
+  || die "the checkout sweep settled orders before any checkout ran"
+# --nocapture shows what the scenarios measure, such as the checkout race's latency line.
 STOREFRONT_BASE_URL="http://127.0.0.1:$port" STOREFRONT_SECRET="$secret_hex" STOREFRONT_ADMIN_EMAIL="$admin_email" \
   STOREFRONT_SECRETS_LOG="$secrets_log" STOREFRONT_PRIVACY_QUEUE="sqs:$privacy_queue_url" \
-  run_tests "$log" -- cargo test -p tests --test it -- catalog:: bad_input:: auth:: admin::
+  run_tests "$log" -- cargo test -p tests --test it -- catalog:: bad_input:: auth:: admin:: commerce:: --nocapture
 
-say "the me function published every privacy job it committed, and left nothing in the outbox"
+say "the me, checkout and orders functions published every event they committed, and left nothing in the outbox"
 # DELETE /me and POST /me/export commit their job into the outbox, and the me function publishes it right after the
-# commit: the scenarios make both requests, so both kinds are on the privacy queue and nothing is left for the relay.
+# commit: the scenarios make both requests, so both kinds are on the privacy queue. A paid checkout commits
+# order.created and a cancellation order.cancelled, published to the orders queue by the checkout and orders
+# functions the same way. So nothing is left in the outbox for the relay.
 "$tools/venv-moto/bin/python" - "$privacy_queue_url" "$e2e_table" <<'EOF' | tee -a "$log"
 import collections, json, os, sys
 import boto3
@@ -349,11 +465,38 @@ assert set(kinds) <= {"privacy.export", "privacy.erase"}, f"the privacy queue ho
 assert all(set(job) == {"type", "user_id", "requested_at"} for job in jobs.values()), list(jobs.values())[:3]
 left = dynamodb.query(TableName=table, KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": "OUTBOX"}},
                       Select="COUNT", ConsistentRead=True)["Count"]
-assert left == 0, f"{left} events were left in the outbox although the privacy queue was up"
+assert left == 0, f"{left} events were left in the outbox although the privacy and orders queues were up"
 print(f"privacy queue: {kinds['privacy.export']} export and {kinds['privacy.erase']} erase jobs published by the me function; the outbox is empty")
 print("test result: ok. 1 passed; 0 failed")
 EOF
 [[ ${PIPESTATUS[0]} -eq 0 ]] || die "the me function did not publish the privacy jobs it committed"
+"$tools/venv-moto/bin/python" - "$orders_queue_url" "$secrets_log" "$admin_email" <<'EOF' | tee -a "$log"
+import collections, json, os, sys
+import boto3
+queue, secrets_log, admin_email = sys.argv[1], sys.argv[2], sys.argv[3]
+sqs = boto3.client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL_SQS"], region_name=os.environ["AWS_REGION"])
+events = {}
+# As for the privacy queue: each receive hides what it returns for two minutes, nothing is deleted.
+for _ in range(200):
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=120).get("Messages", [])
+    if not messages:
+        break
+    events.update({m["MessageId"]: m["Body"] for m in messages})
+bodies = [json.loads(body) for body in events.values()]
+kinds = collections.Counter(body.get("type") for body in bodies)
+assert kinds["order.created"] >= 1 and kinds["order.cancelled"] >= 1, f"the orders queue holds {dict(kinds)}"
+assert set(kinds) <= {"order.created", "order.cancelled"}, f"the orders queue holds {dict(kinds)}"
+fields = {"type", "event_id", "order_id", "user_id", "lines", "subtotal", "discount", "total", "at"}
+assert all(set(body) == fields for body in bodies), [sorted(body) for body in bodies if set(body) != fields][:3]
+assert all(body["event_id"] == f"{body['type']}-{body['order_id']}" for body in bodies), bodies[:3]
+# An event names the order and its user, never an e-mail address, a password or a token.
+secrets = [line.strip() for line in open(secrets_log) if line.strip()] + [admin_email]
+leaked = [body for body in events.values() if "@" in body or any(secret in body for secret in secrets)]
+assert not leaked, f"an order event carries an e-mail address or a secret: {leaked[:1]}"
+print(f"orders queue: {kinds['order.created']} order.created and {kinds['order.cancelled']} order.cancelled events published by the checkout and orders functions")
+print("test result: ok. 1 passed; 0 failed")
+EOF
+[[ ${PIPESTATUS[0]} -eq 0 ]] || die "the checkout and orders functions did not publish the order events they committed"
 
 say "login timing under cargo lambda watch (debug build, Argon2id at OWASP's parameters)"
 python3 - "http://127.0.0.1:$port" "$secrets_log" <<'EOF'
@@ -415,15 +558,7 @@ say "the outbox relay function under cargo lambda watch, invoked with events/sch
 # queue. The first invoke builds it and finds the outbox empty; then one event is seeded into the outbox, and the next
 # invoke must publish exactly that event to the privacy queue and leave the outbox empty.
 relay_event=events/schedule.json
-answer=""
-for _ in $(seq 1 60); do
-  kill -0 "$watch_pid" 2>/dev/null || { tail -30 "$state/watch.log" >&2; die "cargo lambda watch exited"; }
-  # The first invoke compiles the function; cargo lambda invoke fails until the watcher answers.
-  if answer=$(cargo lambda invoke outbox-relay -A 127.0.0.1 -P "$port" --data-file "$relay_event" --output-format json 2>"$state/invoke.err"); then break; fi
-  answer=""
-  sleep 5
-done
-[[ -n "$answer" ]] || { cat "$state/invoke.err" >&2; tail -30 "$state/watch.log" >&2; die "cargo lambda invoke outbox-relay never answered"; }
+answer=$(invoke_until_built outbox-relay "$relay_event")
 echo "$relay_event (empty outbox) -> $answer"
 python3 -c 'import json, sys
 assert json.loads(sys.argv[1]) == {"published": 0, "failed": 0, "more": False}, sys.argv[1]' "$answer" \
@@ -464,6 +599,41 @@ print("test result: ok. 1 passed; 0 failed")
 EOF
 [[ ${PIPESTATUS[0]} -eq 0 ]] || die "the outbox relay did not publish the seeded event"
 
+say "the checkout sweep function under cargo lambda watch, invoked with events/schedule.json"
+# A checkout whose payment keeps timing out answers 503 and leaves its order reserved, listed in the PENDING_ORDERS
+# partition (shared::commerce::orders) for a retry or the sweep; the scenarios make such checkouts. With the watcher's
+# grace of 1 s every one of them is due now: the sweep must settle exactly those (complete the ones the sandbox
+# charged, release the others), say so, and leave the unsettled list empty.
+unsettled_count() {
+  "$tools/venv-moto/bin/python" - "$e2e_table" <<'EOF'
+import os, sys
+import boto3
+dynamodb = boto3.client("dynamodb", endpoint_url=os.environ["AWS_ENDPOINT_URL_DYNAMODB"], region_name=os.environ["AWS_REGION"])
+print(dynamodb.query(TableName=sys.argv[1], KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": "PENDING_ORDERS"}},
+                     Select="COUNT", ConsistentRead=True)["Count"])
+EOF
+}
+unsettled=$(unsettled_count) || die "could not read the unsettled orders"
+answer=$(cargo lambda invoke checkout-sweep -A 127.0.0.1 -P "$port" --data-file events/schedule.json --output-format json) \
+  || { tail -30 "$state/watch.log" >&2; die "cargo lambda invoke checkout-sweep failed"; }
+echo "events/schedule.json ($unsettled orders unsettled) -> $answer"
+left=$(unsettled_count) || die "could not read the unsettled orders"
+again=$(cargo lambda invoke checkout-sweep -A 127.0.0.1 -P "$port" --data-file events/schedule.json --output-format json) \
+  || { tail -30 "$state/watch.log" >&2; die "cargo lambda invoke checkout-sweep failed"; }
+python3 - "$answer" "$unsettled" "$left" "$again" <<'EOF' | tee -a "$log"
+import json, sys
+answer, unsettled, left, again = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
+assert set(answer) == {"paid", "released", "failed"}, f"the sweep answered {answer}"
+# lambda_host::SWEEP_MAX_PER_RUN is 100; the scenarios leave far fewer.
+assert 1 <= unsettled <= 100, f"{unsettled} orders were unsettled: the scenarios' timed-out checkout should have left one, and at most 100 are swept a run"
+assert answer["failed"] == 0 and answer["paid"] + answer["released"] == unsettled, f"{unsettled} orders were due, the sweep answered {answer}"
+assert left == 0, f"{left} orders are still unsettled after the sweep"
+assert again == {"paid": 0, "released": 0, "failed": 0}, f"a second run found more to settle: {again}"
+print(f"checkout sweep: the {unsettled} reserved orders the scenarios left were settled ({answer['paid']} paid, {answer['released']} released); a second run found nothing")
+print("test result: ok. 1 passed; 0 failed")
+EOF
+[[ ${PIPESTATUS[0]} -eq 0 ]] || die "the checkout sweep did not settle the orders left reserved"
+
 say "the jobs function (SQS consumer) under cargo lambda watch, with the test-only job kind (feature testkit)"
 # Queues on moto like template.yaml's (FIFO, dead-letter queue, redrive), with a short visibility timeout and
 # receive count so that the redrive test takes seconds.
@@ -481,7 +651,7 @@ AWS_ENDPOINT_URL_SQS=$AWS_ENDPOINT_URL_SQS
 AWS_LAMBDA_LOG_LEVEL=warn
 EOF
 jobs_port=$(free_port)
-cargo lambda watch -A 127.0.0.1 -P "$jobs_port" --env-file "$state/jobs.env" -p jobs --features aws,testkit \
+cargo lambda watch -A 127.0.0.1 -P "$jobs_port" --ignore-changes --env-file "$state/jobs.env" -p jobs --features aws,testkit \
   >"$state/jobs-watch.log" 2>&1 &
 jobs_watch_pid=$!
 

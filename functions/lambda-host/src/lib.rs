@@ -1,9 +1,10 @@
 //! The Lambda host crate, the AWS Lambda bootstrap every function's `main.rs` calls (feature `aws`): typed
 //! configuration read once from the environment Lambda sets, the SDK clients built once per cold start, and the
-//! three entry shapes, [`run_http`] (`lambda_http` around a function's router, publishing committed outbox events
-//! when a queue is configured), [`run_jobs`] (a `lambda_runtime` SQS consumer that reports partial batch
-//! failures) and [`run_outbox_relay`] (a scheduled `lambda_runtime` function that publishes what is left in the
-//! outbox).
+//! four entry shapes, [`run_http`] (`lambda_http` around a function's router, publishing committed outbox events
+//! to the queues it is given), [`run_jobs`] (a `lambda_runtime` SQS consumer that reports partial batch
+//! failures), [`run_outbox_relay`] (a scheduled `lambda_runtime` function that publishes what is left in the
+//! outbox) and [`run_checkout_sweep`] (a scheduled `lambda_runtime` function that settles the orders a checkout
+//! left reserved).
 //! It holds wiring only: no rule lives here, and nothing below it reads the environment.
 //!
 //! Cold start is why the SDK is configured by hand instead of through `aws_config::load`: on Lambda the
@@ -35,9 +36,13 @@ use shared::adapters::dynamodb::DynamoItemStore;
 use shared::adapters::sqs::{SqsJobQueue, SqsJobSender};
 use shared::adapters::system::{SystemClock, UuidIds};
 use shared::auth::AuthSettings;
+use shared::commerce::SweepReport;
+use shared::commerce::checkout::CommerceSettings;
+use shared::http::state::MIN_SECRET_BYTES;
 use shared::http::{AppState, Keys};
-use shared::outbox::{Outbox, Publisher, RelayReport, Topics};
-use shared::ports::{Delivery, Outcome, StoreError};
+use shared::outbox::{Outbox, Publish, PublishFuture, Publisher, RelayReport, Topic};
+use shared::payments::{BreakerSettings, RetryPolicy};
+use shared::ports::{Delivery, JobQueue as _, NewJob, Outcome, QueueError, Random as _, Sleep, SleepFuture, StoreError};
 
 /// The error a Lambda entry point returns.
 pub type Error = lambda_runtime::Error;
@@ -75,13 +80,30 @@ pub const JOBS_QUEUE_URL: &str = "JOBS_QUEUE_URL";
 /// The jobs dead-letter queue's URL (a FIFO queue).
 pub const JOBS_DEAD_LETTER_QUEUE_URL: &str = "JOBS_DEAD_LETTER_QUEUE_URL";
 /// The privacy queue's URL (a FIFO queue), where outbox events of the `privacy` topic go. The outbox relay
-/// needs it; an HTTP function publishes its committed events right away when it is set, and otherwise leaves
-/// them in the outbox for the relay. Only producers read it: nothing here receives from the privacy queue.
+/// needs it; an HTTP function publishes its committed privacy events right away when it is set, and otherwise
+/// leaves them in the outbox for the relay. Only producers read it: nothing here receives from the privacy queue.
 pub const PRIVACY_QUEUE_URL: &str = "PRIVACY_QUEUE_URL";
+/// The orders queue's URL (a FIFO queue), where outbox events of the `orders` topic (`order.created`,
+/// `order.cancelled`) go. The outbox relay needs it; an HTTP function or the checkout sweep publishes the order
+/// events it commits right away when it is set, and otherwise leaves them in the outbox for the relay. Each
+/// function is given the URL of exactly the topics it commits events to (the checkout, orders and sweep
+/// functions this one, the me function [`PRIVACY_QUEUE_URL`]), so none may send to a queue it has no use for.
+/// Only producers read it: nothing here receives from the orders queue.
+pub const ORDERS_QUEUE_URL: &str = "ORDERS_QUEUE_URL";
 
 /// The most outbox events one run of the relay publishes: at a few milliseconds each, a run stays well inside
 /// the function's timeout, and a backlog larger than this is worked off over the next scheduled runs.
 pub const RELAY_MAX_PER_RUN: usize = 500;
+/// How long an order may stay reserved (its payment unsettled) before the checkout sweep settles it, in whole
+/// seconds from 1 to 86400; unset or empty for 120. It must exceed the longest a checkout runs (the function's
+/// timeout, 29 s), or the sweep races live checkouts (safely, since every order change is versioned, but a charge
+/// landing on an order the sweep released is then refunded). `template.yaml` sets it from `CheckoutSweepGraceSeconds`.
+/// The same name as the local host's `--sweep-grace-secs`.
+pub const STOREFRONT_SWEEP_GRACE_SECS: &str = "STOREFRONT_SWEEP_GRACE_SECS";
+/// The most orders one run of the checkout sweep settles. Each takes a few store calls and one call to the
+/// payment provider; a provider that stops answering opens the gateway's breaker after a few calls, so the rest
+/// of the run fails fast and stays inside the function's timeout. Anything left waits for the next run.
+pub const SWEEP_MAX_PER_RUN: usize = 100;
 
 /// How long the SDK waits for a TCP (and TLS) connection: the SDK's own default.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(3_100);
@@ -153,16 +175,65 @@ impl AwsConfig {
     }
 }
 
-/// The publisher for every outbox topic: the privacy topic goes to the SQS FIFO queue at `privacy_queue_url`.
-/// Makes no request.
+/// The SQS FIFO queue of each outbox topic one function publishes to. `shared::outbox::Topics` needs a privacy
+/// queue, which the checkout, orders and sweep functions are deliberately not given (least privilege): here a
+/// topic without a queue refuses its events instead, and they wait in the outbox for the relay, which is given
+/// every topic's queue. No function commits events of a topic it has no queue for, so that stays a fallback.
+#[derive(Debug, Clone)]
+struct SqsTopics {
+    privacy: Option<SqsJobSender>,
+    orders: Option<SqsJobSender>,
+}
+
+impl Publish for SqsTopics {
+    fn publish(&self, topic: Topic, job: NewJob) -> PublishFuture<'_> {
+        let queue = match topic {
+            Topic::Privacy => self.privacy.as_ref(),
+            Topic::Orders => self.orders.as_ref(),
+        };
+        match queue {
+            Some(queue) => Box::pin(queue.send(job)),
+            None => Box::pin(std::future::ready(Err(QueueError::Internal(anyhow::anyhow!(
+                "this function has no {} queue; the event waits in the outbox for the relay",
+                topic.name()
+            ))))),
+        }
+    }
+}
+
+/// The publisher of the outbox topics whose queue URLs are given: the privacy topic to the SQS FIFO queue at
+/// `privacy_queue_url`, the orders topic to the one at `orders_queue_url`; `None` when neither is given (the
+/// function's committed events then wait in the outbox for the relay). Makes no request.
 ///
 /// # Errors
-/// When the URL is not a FIFO queue's, naming [`PRIVACY_QUEUE_URL`].
-pub fn publisher(aws: &AwsConfig, http: &SharedHttpClient, privacy_queue_url: &str) -> anyhow::Result<Publisher> {
-    let privacy =
-        SqsJobSender::new(aws.sqs(http), privacy_queue_url).with_context(|| format!("{PRIVACY_QUEUE_URL} is invalid"))?;
-    // The orders queue comes with the commerce functions on this host; until then order events would wait in the outbox.
-    Ok(Arc::new(Topics { privacy, orders: None }))
+/// When a URL is not a FIFO queue's, naming its variable ([`PRIVACY_QUEUE_URL`] or [`ORDERS_QUEUE_URL`]).
+pub fn publisher(
+    aws: &AwsConfig,
+    http: &SharedHttpClient,
+    privacy_queue_url: Option<&str>,
+    orders_queue_url: Option<&str>,
+) -> anyhow::Result<Option<Publisher>> {
+    if privacy_queue_url.is_none() && orders_queue_url.is_none() {
+        return Ok(None);
+    }
+    let sender = |url: Option<&str>, name: &str| -> anyhow::Result<Option<SqsJobSender>> {
+        url.map(|url| SqsJobSender::new(aws.sqs(http), url).with_context(|| format!("{name} is invalid"))).transpose()
+    };
+    let topics = SqsTopics {
+        privacy: sender(privacy_queue_url, PRIVACY_QUEUE_URL)?,
+        orders: sender(orders_queue_url, ORDERS_QUEUE_URL)?,
+    };
+    Ok(Some(Arc::new(topics)))
+}
+
+/// Tokio's timer: the [`Sleep`] the payment gateway waits on between retries of a provider call.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioSleep;
+
+impl Sleep for TokioSleep {
+    fn sleep(&self, duration: Duration) -> SleepFuture {
+        Box::pin(tokio::time::sleep(duration))
+    }
 }
 
 /// The roots AWS service endpoints chain to (Amazon Root CA 1 to 4 and Starfield Services Root G2, which
@@ -203,8 +274,10 @@ pub struct HttpConfig {
     pub keys: Keys,
     /// Whether to create the table and seed the demo catalog at cold start (local runs only).
     pub demo_seed: bool,
-    /// Where committed outbox events are published right away, if anywhere (else the relay publishes them).
+    /// Where committed privacy events are published right away, if anywhere (else the relay publishes them).
     pub privacy_queue_url: Option<String>,
+    /// Where committed order events are published right away, if anywhere (else the relay publishes them).
+    pub orders_queue_url: Option<String>,
 }
 
 impl HttpConfig {
@@ -220,6 +293,7 @@ impl HttpConfig {
             keys: Keys::derive(secret.as_bytes()).with_context(|| format!("{STOREFRONT_SECRET} is too short"))?,
             demo_seed: optional(DEMO_SEED).is_some_and(|value| value == "true"),
             privacy_queue_url: optional(PRIVACY_QUEUE_URL),
+            orders_queue_url: optional(ORDERS_QUEUE_URL),
         })
     }
 }
@@ -251,8 +325,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }
 
-/// Runs an HTTP function: reads its [`HttpConfig`], builds the DynamoDB store (and, when the privacy queue
-/// is configured, the outbox's publisher) once, seeds the demo catalog when asked, and serves `router(state)`
+/// Runs an HTTP function: reads its [`HttpConfig`], builds the DynamoDB store (and, when a queue is configured,
+/// the outbox's publisher) once, with tokio's timer for the payment retries, seeds the demo catalog when asked,
+/// and serves `router(state)`
 /// through `lambda_http` (API Gateway HTTP API v2 and REST v1 payloads). Paths the router does not serve get
 /// the same problem document as on every host.
 ///
@@ -279,9 +354,10 @@ where
         let cfg = HttpConfig::from_env()?;
         let http = https_client()?;
         let store = DynamoItemStore::new(cfg.aws.dynamodb(&http), cfg.table, Arc::new(SystemClock));
-        let mut state = AppState::configured(store, Arc::new(SystemClock), Arc::new(UuidIds), cfg.keys, auth, password)?;
-        if let Some(privacy_queue_url) = &cfg.privacy_queue_url {
-            state = state.with_publisher(publisher(&cfg.aws, &http, privacy_queue_url)?);
+        let mut state = AppState::configured(store, Arc::new(SystemClock), Arc::new(UuidIds), cfg.keys, auth, password)?
+            .with_sleep(Arc::new(TokioSleep));
+        if let Some(publisher) = publisher(&cfg.aws, &http, cfg.privacy_queue_url.as_deref(), cfg.orders_queue_url.as_deref())? {
+            state = state.with_publisher(publisher);
         }
         if cfg.demo_seed {
             state.store.create_table_if_missing().await?;
@@ -345,6 +421,8 @@ pub struct RelayConfig {
     pub table: String,
     /// The privacy queue's URL.
     pub privacy_queue_url: String,
+    /// The orders queue's URL.
+    pub orders_queue_url: String,
 }
 
 impl RelayConfig {
@@ -357,6 +435,7 @@ impl RelayConfig {
             aws: AwsConfig::from_env()?,
             table: required(TABLE_NAME)?,
             privacy_queue_url: required(PRIVACY_QUEUE_URL)?,
+            orders_queue_url: required(ORDERS_QUEUE_URL)?,
         })
     }
 }
@@ -379,10 +458,12 @@ impl OutboxRelay {
     /// The relay for `cfg`, on `http`. Makes no request.
     ///
     /// # Errors
-    /// When the privacy queue's URL is not a FIFO queue's.
+    /// When a queue's URL is not a FIFO queue's.
     pub fn new(cfg: &RelayConfig, http: &SharedHttpClient) -> anyhow::Result<Self> {
         let store = DynamoItemStore::new(cfg.aws.dynamodb(http), cfg.table.clone(), Arc::new(SystemClock));
-        Ok(Self { outbox: Outbox::new(store), publisher: publisher(&cfg.aws, http, &cfg.privacy_queue_url)? })
+        let publisher = publisher(&cfg.aws, http, Some(&cfg.privacy_queue_url), Some(&cfg.orders_queue_url))?
+            .context("the relay has no queue")?;
+        Ok(Self { outbox: Outbox::new(store), publisher })
     }
 
     /// One run: publishes up to [`RELAY_MAX_PER_RUN`] events, oldest first, and says what it did. An event
@@ -419,6 +500,121 @@ pub fn run_outbox_relay() -> Result<(), Error> {
         lambda_runtime::run(lambda_runtime::service_fn(move |_event: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
             relay.run().await.map_err(|error| {
                 tracing::error!(error = ?error, "the outbox could not be read");
+                Error::from(error)
+            })
+        }))
+        .await
+    })
+}
+
+/// The checkout sweep function's configuration, read once per cold start.
+#[derive(Debug)]
+pub struct SweepConfig {
+    /// Where the store and the orders queue live and as whom the function reaches them.
+    pub aws: AwsConfig,
+    /// The table holding the orders.
+    pub table: String,
+    /// Where the `order.created` events of the orders it completes are published right away, if anywhere
+    /// (else the relay publishes them).
+    pub orders_queue_url: Option<String>,
+    /// How long an order may stay reserved before the sweep settles it.
+    pub grace: Duration,
+}
+
+impl SweepConfig {
+    /// Reads the configuration.
+    ///
+    /// # Errors
+    /// Names the first variable that is missing or invalid.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let grace = match optional(STOREFRONT_SWEEP_GRACE_SECS) {
+            Some(text) => parse_grace(&text).with_context(|| format!("{STOREFRONT_SWEEP_GRACE_SECS} must be whole seconds from 1 to 86400"))?,
+            None => CommerceSettings::default().sweep_grace,
+        };
+        Ok(Self { aws: AwsConfig::from_env()?, table: required(TABLE_NAME)?, orders_queue_url: optional(ORDERS_QUEUE_URL), grace })
+    }
+}
+
+/// The sweep's grace period from its setting's text.
+fn parse_grace(text: &str) -> Option<Duration> {
+    text.trim().parse::<u64>().ok().filter(|secs| (1..=86_400).contains(secs)).map(Duration::from_secs)
+}
+
+/// The checkout sweep as one Lambda process holds it: the commerce use cases on the DynamoDB table, with the
+/// configured payment provider behind the gateway (its retries on tokio's timer, its breaker kept across the
+/// invocations the instance serves) and the orders publisher, all built once per cold start.
+#[derive(Clone)]
+pub struct CheckoutSweep {
+    state: AppState<DynamoItemStore>,
+}
+
+impl std::fmt::Debug for CheckoutSweep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckoutSweep").field("commerce", &self.state.commerce).finish_non_exhaustive()
+    }
+}
+
+impl CheckoutSweep {
+    /// The sweep for `cfg`, on `http`. Makes no request.
+    ///
+    /// The sweep signs and verifies nothing, so it is never given the master secret: the keys its state needs
+    /// are derived from random bytes drawn at cold start.
+    ///
+    /// # Errors
+    /// When the orders queue's URL is not a FIFO queue's, or no random bytes can be drawn.
+    pub fn new(cfg: &SweepConfig, http: &SharedHttpClient) -> anyhow::Result<Self> {
+        let store = DynamoItemStore::new(cfg.aws.dynamodb(http), cfg.table.clone(), Arc::new(SystemClock));
+        let mut unused_secret = [0_u8; MIN_SECRET_BYTES];
+        UuidIds.fill(&mut unused_secret).context("failed to draw the sweep's throwaway keys")?;
+        let keys = Keys::derive(&unused_secret).context("failed to derive the sweep's throwaway keys")?;
+        let mut state = AppState::configured(store, Arc::new(SystemClock), Arc::new(UuidIds), keys, AuthSettings::default(), Argon2Settings::default())?
+            .with_sleep(Arc::new(TokioSleep))
+            .with_payment_timing(RetryPolicy::default(), BreakerSettings::default(), CommerceSettings { sweep_grace: cfg.grace });
+        if let Some(publisher) = publisher(&cfg.aws, http, None, cfg.orders_queue_url.as_deref())? {
+            state = state.with_publisher(publisher);
+        }
+        Ok(Self { state })
+    }
+
+    /// The sweep on a state built elsewhere (tests use one with another provider or other timings).
+    pub fn from_state(state: AppState<DynamoItemStore>) -> Self {
+        Self { state }
+    }
+
+    /// One run: settles up to [`SWEEP_MAX_PER_RUN`] orders left reserved past the grace period, oldest first,
+    /// and says what it did. An order the provider could not tell about is counted as failed and stays for the
+    /// next scheduled run, without failing this one (an error would only make Lambda repeat the whole run).
+    ///
+    /// # Errors
+    /// When the unsettled orders cannot be read (nothing was settled).
+    pub async fn run(&self) -> Result<SweepReport, StoreError> {
+        let report = self.state.commerce.sweep(SWEEP_MAX_PER_RUN).await?;
+        let SweepReport { paid, released, failed } = report;
+        if failed > 0 {
+            tracing::error!(paid, released, failed, "orders not settled; the next scheduled run retries them");
+        } else {
+            tracing::info!(paid, released, "checkout sweep done");
+        }
+        Ok(report)
+    }
+}
+
+/// Runs the checkout sweep function: reads its [`SweepConfig`], builds the store, the commerce use cases and
+/// the orders publisher once, and on every invocation (an EventBridge schedule's event; any JSON payload is
+/// accepted and ignored) runs [`CheckoutSweep::run`], answering its [`SweepReport`] as JSON.
+///
+/// # Errors
+/// When the configuration is incomplete or the runtime stops with an error.
+pub fn run_checkout_sweep() -> Result<(), Error> {
+    init_logs();
+    runtime()?.block_on(async move {
+        let cfg = SweepConfig::from_env()?;
+        let http = https_client()?;
+        let sweep = CheckoutSweep::new(&cfg, &http)?;
+        let sweep = &sweep;
+        lambda_runtime::run(lambda_runtime::service_fn(move |_event: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
+            sweep.run().await.map_err(|error| {
+                tracing::error!(error = ?error, "the unsettled orders could not be read");
                 Error::from(error)
             })
         }))
@@ -476,6 +672,7 @@ pub async fn handle_batch(queue: &SqsJobQueue, event: SqsEvent) -> Result<SqsBat
 #[cfg(test)]
 mod tests {
     use base64::Engine as _;
+    use shared::ports::{Clock as _, IdGen as _};
 
     use super::*;
 
@@ -506,6 +703,16 @@ mod tests {
         assert_eq!(AWS_TRUST_ROOTS_PEM, mozilla_aws_roots_pem(), "the AWS roots in webpki-root-certs changed: update functions/lambda-host/src/aws-roots.pem");
         let runtime = runtime().unwrap_or_else(|error| panic!("{error}"));
         runtime.block_on(async { https_client().map(|_| ()) }).unwrap_or_else(|error| panic!("{error:#}"));
+    }
+
+    #[test]
+    fn the_sweep_grace_is_whole_seconds_from_one_to_a_day() {
+        assert_eq!(parse_grace(" 90 "), Some(Duration::from_secs(90)));
+        assert_eq!(parse_grace("1"), Some(Duration::from_secs(1)));
+        assert_eq!(parse_grace("86400"), Some(Duration::from_secs(86_400)));
+        for refused in ["0", "86401", "-5", "1.5", "2m", ""] {
+            assert_eq!(parse_grace(refused), None, "{refused:?}");
+        }
     }
 
     #[test]
@@ -591,28 +798,47 @@ mod tests {
         job.event().unwrap_or_else(|error| panic!("{error}"))
     }
 
+    fn order_event(run: &str) -> shared::outbox::Event {
+        let body = serde_json::json!({ "type": "order.created", "event_id": format!("order.created-o-{run}"), "order_id": format!("o-{run}") });
+        shared::outbox::Event::new(Topic::Orders, format!("order.created-o-{run}"), &body, shared::ports::Timestamp::from_millis(1_800_000_000_001))
+            .unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    async fn emulator_queue(aws: &AwsConfig, http: &SharedHttpClient, name: &str) -> SqsJobQueue {
+        SqsJobQueue::create(aws.sqs(http), name, QueueSettings::default()).await.unwrap_or_else(|error| panic!("{error:#}"))
+    }
+
+    async fn bodies_on(queue: &SqsJobQueue) -> Vec<String> {
+        use shared::ports::JobInbox as _;
+        queue.receive(10).await.unwrap_or_else(|error| panic!("{error:?}")).into_iter().map(|delivery| delivery.body).collect()
+    }
+
     #[tokio::test]
-    async fn the_relay_publishes_a_committed_event_to_the_privacy_queue_and_empties_the_outbox() {
-        use shared::ports::{ItemStore as _, JobInbox as _};
+    async fn the_relay_publishes_committed_events_to_their_topics_queues_and_empties_the_outbox() {
+        use shared::ports::ItemStore as _;
         let Some((dynamodb, sqs)) = emulators("the outbox relay on DynamoDB Local and moto") else { return };
         let aws = emulator_config(&dynamodb, &sqs);
         let http = https_client().unwrap_or_else(|error| panic!("{error:#}"));
         let run = uuid::Uuid::now_v7().simple().to_string();
         let store = DynamoItemStore::new(aws.dynamodb(&http), format!("relay-{run}"), Arc::new(SystemClock));
         store.create_table_if_missing().await.unwrap_or_else(|error| panic!("{error:#}"));
-        let queue = SqsJobQueue::create(aws.sqs(&http), &format!("privacy-{run}"), QueueSettings::default())
-            .await
-            .unwrap_or_else(|error| panic!("{error:#}"));
-        let cfg = RelayConfig { aws, table: store.table().to_owned(), privacy_queue_url: queue.queue_url().to_owned() };
+        let privacy = emulator_queue(&aws, &http, &format!("privacy-{run}")).await;
+        let orders = emulator_queue(&aws, &http, &format!("orders-{run}")).await;
+        let cfg = RelayConfig {
+            aws,
+            table: store.table().to_owned(),
+            privacy_queue_url: privacy.queue_url().to_owned(),
+            orders_queue_url: orders.queue_url().to_owned(),
+        };
         let relay = OutboxRelay::new(&cfg, &http).unwrap_or_else(|error| panic!("{error:#}"));
 
-        let event = privacy_event(&run);
-        store.transact(vec![event.write().unwrap_or_else(|error| panic!("{error}"))]).await.unwrap_or_else(|error| panic!("{error}"));
+        let (privacy_job, order_created) = (privacy_event(&run), order_event(&run));
+        let writes = [&privacy_job, &order_created].map(|event| event.write().unwrap_or_else(|error| panic!("{error}")));
+        store.transact(writes.to_vec()).await.unwrap_or_else(|error| panic!("{error}"));
         let report = relay.run().await.unwrap_or_else(|error| panic!("{error}"));
-        assert_eq!(report, RelayReport { published: 1, failed: 0, more: false });
-        let delivered = queue.receive(10).await.unwrap_or_else(|error| panic!("{error:?}"));
-        let bodies: Vec<&str> = delivered.iter().map(|delivery| delivery.body.as_str()).collect();
-        assert_eq!(bodies, [event.body.as_str()], "the privacy queue must hold exactly the relayed job");
+        assert_eq!(report, RelayReport { published: 2, failed: 0, more: false });
+        assert_eq!(bodies_on(&privacy).await, [privacy_job.body], "the privacy queue must hold exactly the relayed privacy job");
+        assert_eq!(bodies_on(&orders).await, [order_created.body], "the orders queue must hold exactly the relayed order event");
         let (left, _) = Outbox::new(store.clone()).pending(10).await.unwrap_or_else(|error| panic!("{error}"));
         assert!(left.is_empty(), "the outbox still holds {left:?}");
         assert_eq!(relay.run().await.unwrap_or_else(|error| panic!("{error}")), RelayReport::default());
@@ -629,7 +855,13 @@ mod tests {
         let store = DynamoItemStore::new(aws.dynamodb(&http), format!("relay-down-{run}"), Arc::new(SystemClock));
         store.create_table_if_missing().await.unwrap_or_else(|error| panic!("{error:#}"));
         let privacy_queue_url = "http://127.0.0.1:9/000000000000/privacy.fifo".to_owned();
-        let cfg = RelayConfig { aws: aws.clone(), table: store.table().to_owned(), privacy_queue_url: privacy_queue_url.clone() };
+        let orders_queue_url = "http://127.0.0.1:9/000000000000/orders.fifo".to_owned();
+        let cfg = RelayConfig {
+            aws: aws.clone(),
+            table: store.table().to_owned(),
+            privacy_queue_url: privacy_queue_url.clone(),
+            orders_queue_url: orders_queue_url.clone(),
+        };
         let relay = OutboxRelay::new(&cfg, &http).unwrap_or_else(|error| panic!("{error:#}"));
         let event = privacy_event(&run);
         store.transact(vec![event.write().unwrap_or_else(|error| panic!("{error}"))]).await.unwrap_or_else(|error| panic!("{error}"));
@@ -638,18 +870,106 @@ mod tests {
         let (left, _) = Outbox::new(store).pending(10).await.unwrap_or_else(|error| panic!("{error}"));
         assert_eq!(left, vec![event], "a refused event must stay in the outbox");
 
-        let missing = RelayConfig { aws, table: format!("no-such-table-{run}"), privacy_queue_url };
+        let missing = RelayConfig { aws, table: format!("no-such-table-{run}"), privacy_queue_url, orders_queue_url };
         let relay = OutboxRelay::new(&missing, &http).unwrap_or_else(|error| panic!("{error:#}"));
         assert!(relay.run().await.is_err(), "a relay that cannot read the outbox must fail its run");
     }
 
     #[tokio::test]
-    async fn a_privacy_queue_that_is_not_fifo_is_refused_naming_the_variable() {
+    async fn a_queue_that_is_not_fifo_is_refused_naming_its_variable() {
         let aws = emulator_config("http://127.0.0.1:9", "http://127.0.0.1:9");
         let http = https_client().unwrap_or_else(|error| panic!("{error:#}"));
-        let refused = publisher(&aws, &http, "http://127.0.0.1:9/000000000000/privacy").map(|_| ());
-        let message = format!("{:#}", refused.err().unwrap_or_else(|| anyhow::anyhow!("accepted")));
-        assert!(message.contains(PRIVACY_QUEUE_URL) && message.contains("FIFO"), "{message}");
+        let (fifo, plain) = ("http://127.0.0.1:9/000000000000/q.fifo", "http://127.0.0.1:9/000000000000/q");
+        for (privacy, orders, variable) in [(Some(plain), Some(fifo), PRIVACY_QUEUE_URL), (Some(fifo), Some(plain), ORDERS_QUEUE_URL), (None, Some(plain), ORDERS_QUEUE_URL)] {
+            let refused = publisher(&aws, &http, privacy, orders).map(|_| ());
+            let message = format!("{:#}", refused.err().unwrap_or_else(|| anyhow::anyhow!("accepted")));
+            assert!(message.contains(variable) && message.contains("FIFO"), "{message}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_function_publishes_only_to_the_queues_it_is_given() {
+        let aws = emulator_config("http://127.0.0.1:9", "http://127.0.0.1:9");
+        let http = https_client().unwrap_or_else(|error| panic!("{error:#}"));
+        let none = publisher(&aws, &http, None, None).unwrap_or_else(|error| panic!("{error:#}"));
+        assert!(none.is_none(), "no queue, no publisher: committed events wait for the relay");
+        let orders_only = publisher(&aws, &http, None, Some("http://127.0.0.1:9/000000000000/orders.fifo"))
+            .unwrap_or_else(|error| panic!("{error:#}"))
+            .unwrap_or_else(|| panic!("a queue was given, so there must be a publisher"));
+        // No request is made for a topic without a queue: it is refused at once, and its event stays in the outbox.
+        let refused = orders_only.publish(Topic::Privacy, NewJob::deduplicated("{}".to_owned(), "e-1".to_owned())).await;
+        let message = format!("{:#}", refused.err().unwrap_or_else(|| QueueError::Internal(anyhow::anyhow!("accepted"))));
+        assert!(message.contains("no privacy queue"), "{message}");
+    }
+
+    fn ok<T, E: std::fmt::Debug>(result: Result<T, E>) -> T {
+        result.unwrap_or_else(|error| panic!("{error:?}"))
+    }
+
+    /// A checkout that reserved its stock but did not learn whether it was paid, as a killed process or a provider
+    /// that stopped answering leaves one, made five minutes ago (on a clock of its own) on the emulators: with
+    /// `tok_timeout_once` the provider made the charge but its answer was lost, with `tok_timeout` it made none.
+    /// The gateway is given one attempt, so the checkout itself does not retry. Returns the product (4 in stock, 3
+    /// reserved) and the order's id.
+    async fn stale_reservation(store: &DynamoItemStore, user: &str, token: &str) -> (shared::domain::ProductId, String) {
+        use shared::domain::{Currency, Money, NewProduct, commerce::Quantity};
+        let past = Arc::new(shared::adapters::memory::ManualClock::new(SystemClock.now().plus_millis(-300_000)));
+        let then = AppState::new(store.clone(), past.clone(), Arc::new(UuidIds), ok(Keys::derive(&[7; MIN_SECRET_BYTES]))).with_payment_timing(
+            shared::payments::RetryPolicy { max_attempts: 1, ..shared::payments::RetryPolicy::default() },
+            shared::payments::BreakerSettings::default(),
+            shared::commerce::checkout::CommerceSettings::default(),
+        );
+        let fields = ok(NewProduct::new(&format!("SWEEP-{user}"), "Sweep lamp", "", "lighting", Money::new(1500, Currency::EUR), 4));
+        let product = ok(then.catalog.create(fields, &UuidIds, &*past).await).id;
+        let user = ok(shared::domain::UserId::parse(user));
+        ok(then.commerce.set_line(&user, product.clone(), ok(Quantity::new(3))).await);
+        let order_id = UuidIds.new_id();
+        let outcome = then.commerce.checkout(&user, &order_id, token).await;
+        assert!(
+            matches!(outcome, Err(shared::commerce::CheckoutError::PaymentUnavailable { .. })),
+            "the checkout with {token} should have left its order reserved: {outcome:?}"
+        );
+        assert_eq!(ok(then.catalog.get(&product).await).stock, 1, "the reservation took 3 of 4");
+        (product, order_id)
+    }
+
+    async fn order_status(store: &DynamoItemStore, order_id: &str) -> serde_json::Value {
+        use shared::ports::ItemStore as _;
+        let item = ok(store.get(&shared::ports::ItemKey::new(format!("ORDER#{order_id}"), "ORDER")).await);
+        item.unwrap_or_else(|| panic!("order {order_id} is gone")).data["status"].clone()
+    }
+
+    #[tokio::test]
+    async fn the_sweep_completes_a_charged_reservation_releases_an_uncharged_one_and_publishes_order_created() {
+        let Some((dynamodb, sqs)) = emulators("the checkout sweep on DynamoDB Local and moto") else { return };
+        let aws = emulator_config(&dynamodb, &sqs);
+        let http = ok(https_client());
+        let run = uuid::Uuid::now_v7().simple().to_string();
+        let orders = emulator_queue(&aws, &http, &format!("orders-{run}")).await;
+        let cfg = SweepConfig {
+            aws,
+            table: format!("sweep-{run}"),
+            orders_queue_url: Some(orders.queue_url().to_owned()),
+            grace: CommerceSettings::default().sweep_grace,
+        };
+        let sweep = ok(CheckoutSweep::new(&cfg, &http));
+        let (store, catalog) = (&sweep.state.store, &sweep.state.catalog);
+        ok(store.create_table_if_missing().await);
+        assert_eq!(ok(sweep.run().await), SweepReport::default(), "nothing to settle yet");
+
+        let (charged_product, charged) = stale_reservation(store, &format!("u-paid-{run}"), "tok_timeout_once").await;
+        let (uncharged_product, uncharged) = stale_reservation(store, &format!("u-unpaid-{run}"), "tok_timeout").await;
+        assert_eq!(ok(sweep.run().await), SweepReport { paid: 1, released: 1, failed: 0 });
+        assert_eq!(order_status(store, &charged).await, "paid");
+        assert_eq!(order_status(store, &uncharged).await, "released");
+        assert_eq!(ok(catalog.get(&charged_product).await).stock, 1, "the paid order's units stay sold");
+        assert_eq!(ok(catalog.get(&uncharged_product).await).stock, 4, "the released order's units went back");
+        let published: Vec<serde_json::Value> = bodies_on(&orders).await.iter().map(|body| ok(serde_json::from_str(body))).collect();
+        assert_eq!(published.len(), 1, "exactly the completed order's event is on the orders queue: {published:?}");
+        assert_eq!((published[0]["type"].as_str(), published[0]["order_id"].as_str()), (Some("order.created"), Some(charged.as_str())));
+        let (left, _) = ok(sweep.state.outbox().pending(10).await);
+        assert!(left.is_empty(), "the sweep published its event, so the outbox must be empty: {left:?}");
+        assert_eq!(ok(sweep.run().await), SweepReport::default(), "a settled order is not swept again");
     }
 
     #[cfg(feature = "testkit")]
