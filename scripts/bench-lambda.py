@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
 """A Lambda Runtime API emulator on 127.0.0.1 that measures release binaries, and writes a markdown table.
 
-Usage: bench-lambda.py EVENT_FILE COLD_STARTS WARM_INVOCATIONS NAME=BINARY[@EVENT_FILE] [...]
+Usage: bench-lambda.py EVENT_FILE COLD_STARTS WARM_INVOCATIONS NAME=BINARY[@EVENT_FILE][;KEY=VALUE...] [...]
 
-A binary given its own EVENT_FILE (an SQS consumer, say) gets that event instead of the shared one.
+A binary given its own EVENT_FILE (an SQS consumer, say) gets that event instead of the shared one, and one given
+KEY=VALUE pairs gets those variables on top of the shared environment (a queue URL only that function is given
+when deployed, say). In a value, {empty_dynamodb} is the URL of a stand-in DynamoDB on 127.0.0.1 that answers
+every call with an empty result, for a function whose every invocation reads the store (the checkout sweep): its
+invocation figures then include one local round trip.
 
 For every binary and every cold start (round-robin over the binaries) it starts the process with AWS_LAMBDA_RUNTIME_API pointing here and
 measures: init (process start to its first `next` request), the first invocation (event handed out to
@@ -87,6 +91,30 @@ class Handler(http.server.BaseHTTPRequestHandler):
             server.lock.notify_all()
 
 
+class EmptyDynamoDb(http.server.ThreadingHTTPServer):
+    """Answers every DynamoDB call (JSON 1.0 protocol) with an empty result: no item, an empty page."""
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), EmptyDynamoDbHandler)
+
+
+class EmptyDynamoDbHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        body = b'{"Count":0,"Items":[],"ScannedCount":0}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-amz-json-1.0")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
 def peak_kib(pid):
     try:
         with open(f"/proc/{pid}/status") as status:
@@ -137,24 +165,33 @@ def main():
     with open(event_file, "rb") as handle:
         event = handle.read()
     env = {key: value for key, value in os.environ.items()}
+    empty_dynamodb = EmptyDynamoDb()
+    threading.Thread(target=empty_dynamodb.serve_forever, daemon=True).start()
+    empty_dynamodb_url = f"http://127.0.0.1:{empty_dynamodb.server_address[1]}"
     targets = []
     for spec in sys.argv[4:]:
+        spec, *assignments = spec.split(";")
         name, binary = spec.split("=", 1)
         own_event = event
         if "@" in binary:
             binary, own_event_file = binary.split("@", 1)
             with open(own_event_file, "rb") as handle:
                 own_event = handle.read()
-        targets.append((name, binary, own_event))
+        own_env = dict(env)
+        for assignment in assignments:
+            key, value = assignment.split("=", 1)
+            own_env[key] = value.replace("{empty_dynamodb}", empty_dynamodb_url)
+        targets.append((name, binary, own_event, own_env))
     # Round-robin: every round starts each binary once, so a change in the machine's load during the run
     # reaches every binary alike and the ratios to the hello-world stay comparable.
-    runs = {name: [] for name, _, _ in targets}
+    runs = {name: [] for name, _, _, _ in targets}
     for _ in range(cold):
-        for name, binary, own_event in targets:
-            runs[name].append(run_once(binary, own_event, warm, env))
+        for name, binary, own_event, own_env in targets:
+            runs[name].append(run_once(binary, own_event, warm, own_env))
+    empty_dynamodb.shutdown()
     rows = []
     baseline = None
-    for name, binary, _ in targets:
+    for name, binary, _, _ in targets:
         init = statistics.median(run[0] for run in runs[name]) * 1000
         first = statistics.median(run[1] for run in runs[name]) * 1000
         warm_ms = statistics.median(run[2] for run in runs[name]) * 1000

@@ -5,7 +5,11 @@
 # which git ignores). The HTTP functions get an API Gateway v2 request for a path no function serves and the
 # jobs function an empty SQS batch, so the warm figure is the handler overhead without storage time; the
 # functions still build their SDK clients at init, pointed at a closed 127.0.0.1 port with dummy keys, so
-# nothing can reach AWS or 169.254.169.254.
+# nothing can reach AWS or 169.254.169.254. Each function gets the queue URLs template.yaml gives it (checkout and
+# orders the orders queue's), since a queue URL adds an SQS client to its init. The checkout sweep gets an
+# EventBridge schedule event; it reads the unsettled orders on every invocation, so its DynamoDB endpoint is the
+# emulator's empty stand-in on 127.0.0.1 (see scripts/bench-lambda.py) and its invocation figures include that
+# one local round trip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -54,12 +58,14 @@ EOF
 
 say "release builds"
 CARGO_TARGET_DIR="$target" cargo build --release --manifest-path "$bench/hello/Cargo.toml"
-cargo build --release -p health -p products -p product -p jobs --features aws --bins
+cargo build --release -p health -p products -p product -p cart -p discounts -p checkout -p orders -p payments -p jobs \
+  -p checkout-sweep --features aws --bins
 
 cat >"$bench/event.json" <<'EOF'
 {"version":"2.0","routeKey":"$default","rawPath":"/bench/not-a-route","rawQueryString":"","headers":{"host":"bench.example"},"requestContext":{"accountId":"123456789012","apiId":"bench","domainName":"bench.example","http":{"method":"GET","path":"/bench/not-a-route","protocol":"HTTP/1.1","sourceIp":"192.0.2.1","userAgent":"bench"},"requestId":"bench","routeKey":"$default","stage":"$default","time":"21/Nov/2026:07:00:00 +0000","timeEpoch":1795158000000},"isBase64Encoded":false}
 EOF
 echo '{"Records":[]}' >"$bench/sqs-event.json"
+orders_queue=http://127.0.0.1:9/000000000000/orders.fifo
 
 say "measuring: $cold cold starts and $warm warm invocations each"
 env -i PATH="$PATH" HOME="$HOME" \
@@ -70,6 +76,10 @@ env -i PATH="$PATH" HOME="$HOME" \
   AWS_LAMBDA_LOG_LEVEL=error TABLE_NAME=bench STOREFRONT_SECRET=bench-only-secret-bench-only-secret-0123 \
   python3 scripts/bench-lambda.py "$bench/event.json" "$cold" "$warm" \
     "hello-world=$target/release/hello-world" \
-    "health=$target/release/health" "products=$target/release/products" "product=$target/release/product" "jobs=$target/release/jobs@$bench/sqs-event.json" \
+    "health=$target/release/health" "products=$target/release/products" "product=$target/release/product" \
+    "cart=$target/release/cart" "discounts=$target/release/discounts" \
+    "checkout=$target/release/checkout;ORDERS_QUEUE_URL=$orders_queue" "orders=$target/release/orders;ORDERS_QUEUE_URL=$orders_queue" \
+    "payments=$target/release/payments" "jobs=$target/release/jobs@$bench/sqs-event.json" \
+    "checkout-sweep=$target/release/checkout-sweep@$PWD/events/schedule.json;ORDERS_QUEUE_URL=$orders_queue;AWS_ENDPOINT_URL_DYNAMODB={empty_dynamodb}" \
   | tee "$out"
 echo "written to $out"
