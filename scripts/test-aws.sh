@@ -54,7 +54,7 @@ say "template.yaml: cfn-lint, sam validate --lint, and the project's own checks"
 "$tools/venv-sam/bin/python" - <<'EOF'
 # Checks cfn-lint and sam validate do not make: Refs inside serverless functions, env names against the code,
 # least privilege, queue timeouts against consumer timeouts, batch sizes, and schedules against timeouts.
-import pathlib, re, sys
+import pathlib, re, sys, tomllib
 from cfnlint.decode import decode
 template, matches = decode("template.yaml")
 if matches:
@@ -83,18 +83,21 @@ functions = {name: r for name, r in resources.items() if r["Type"] == "AWS::Serv
 lambda_rs = pathlib.Path("functions/lambda-host/src/lib.rs").read_text()
 consts = dict(re.findall(r'pub const ([A-Z_]+): &str = "([A-Z_]+)";', lambda_rs))
 config_reads = {}
-for struct in ("HttpConfig", "JobsConfig", "RelayConfig", "SweepConfig", "AwsConfig"):
+for struct in ("HttpConfig", "JobsConfig", "RelayConfig", "SweepConfig", "AwsConfig", "PaymentsConfig"):
     body = re.search(r"impl " + struct + r" \{\n(.*?)\n\}\n", lambda_rs, re.S)
     if not body:
         sys.exit(f"functions/lambda-host/src/lib.rs has no impl {struct}")
     config_reads[struct] = [consts[c] for c in re.findall(r"(?:required|optional)\(([A-Z_]+)\)", body.group(1))]
 for struct in ("HttpConfig", "JobsConfig", "RelayConfig", "SweepConfig"):
-    if "AwsConfig::from_env()" in re.search(r"impl " + struct + r" \{\n(.*?)\n\}\n", lambda_rs, re.S).group(1):
-        config_reads[struct] += config_reads["AwsConfig"]
+    for part in ("AwsConfig", "PaymentsConfig"):
+        if f"{part}::from_env()" in re.search(r"impl " + struct + r" \{\n(.*?)\n\}\n", lambda_rs, re.S).group(1):
+            config_reads[struct] += config_reads[part]
+payment_vars = {"STOREFRONT_PAYMENTS", "STRIPE_SECRET_KEY", "STRIPE_API_BASE"}
 if (not {"TABLE_NAME", "STOREFRONT_SECRET", "PRIVACY_QUEUE_URL", "ORDERS_QUEUE_URL"} <= set(config_reads["HttpConfig"])
         or "JOBS_QUEUE_URL" not in config_reads["JobsConfig"]
         or not {"TABLE_NAME", "PRIVACY_QUEUE_URL", "ORDERS_QUEUE_URL"} <= set(config_reads["RelayConfig"])
-        or not {"TABLE_NAME", "ORDERS_QUEUE_URL"} <= set(config_reads["SweepConfig"])):
+        or not {"TABLE_NAME", "ORDERS_QUEUE_URL"} | payment_vars <= set(config_reads["SweepConfig"])
+        or not payment_vars <= set(config_reads["HttpConfig"])):
     sys.exit(f"could not read the config consts of functions/lambda-host/src/lib.rs: {config_reads}")
 entries = {"run_http": "HttpConfig", "auth::run_account_http": "HttpConfig", "run_jobs": "JobsConfig",
            "run_outbox_relay": "RelayConfig", "run_checkout_sweep": "SweepConfig"}
@@ -135,6 +138,9 @@ expected_access = {
     "jobs": (set(), set()),
     "outbox-relay": ({"Query", "DeleteItem"}, {"privacy", "orders"}),
 }
+# The functions that call the payment provider: they are given the provider's settings, and they alone have a
+# cargo feature `stripe` (forwarding to lambda-host's), so no other binary can carry Stripe's HTTPS client.
+takes_payments = {"checkout", "orders", "checkout-sweep"}
 # The account functions' entry, lambda_host::auth::run_account_http, also reads AuthEnv (first admin, login
 # allowance, and the Argon2id costs under the names of shared/src/adapters/argon2.rs, which every host shares).
 auth_rs = pathlib.Path("functions/lambda-host/src/auth.rs").read_text()
@@ -192,6 +198,14 @@ for name, function in functions.items():
     for topic, variable in topic_queues.items():
         if topic not in topics and variable in read:
             read.remove(variable)
+    if crate.name not in takes_payments:
+        read = [value for value in read if value not in payment_vars]
+    features = tomllib.loads((crate / "Cargo.toml").read_text()).get("features", {})
+    if (crate.name in takes_payments) != ("lambda-host/stripe" in features.get("stripe", [])):
+        problems.append(f"{name}: crate {crate.name} must have a feature stripe forwarding to lambda-host/stripe exactly when it takes payments")
+    # The sandbox ledger exists only with the sandbox as the provider (with Stripe its route is the $default 404).
+    if crate.name == "payments" and function.get("Condition") != "UsesSandbox":
+        problems.append(f"{name}: the sandbox ledger function must be deployed only under the condition UsesSandbox")
     names = env_names | set(props.get("Environment", {}).get("Variables", {}))
     for value in read:
         # Lambda itself sets AWS_*; DEMO_SEED is for local runs only.
@@ -341,6 +355,13 @@ run_tests "$log" -- cargo test -p lambda-host --features aws,testkit --lib -- --
 if grep -q "SKIPPED" "$log"; then
   die "an AWS contract suite was skipped although the emulators run"
 fi
+
+say "Stripe as the payment provider on Lambda (feature stripe of lambda-host, checkout, orders and checkout-sweep)"
+# scripts/test lints the workspace without features, and the scenarios below run the sandbox, so the Stripe wiring is
+# linted and unit-tested here: the provider chosen from STOREFRONT_PAYMENTS, its key required, and a build without the
+# feature refusing to start (the adapter itself is tested against localstripe by scripts/test-stripe.sh).
+cargo clippy -p lambda-host -p checkout -p orders -p checkout-sweep --all-targets --features aws,stripe -- -D warnings
+run_tests "$log" -- cargo test -p lambda-host --features aws,stripe --lib -- tests::the_payment_provider tests::a_build_with
 
 say "end-to-end scenarios through cargo lambda watch"
 port=$(free_port)

@@ -100,6 +100,17 @@ pub const RELAY_MAX_PER_RUN: usize = 500;
 /// landing on an order the sweep released is then refunded). `template.yaml` sets it from `CheckoutSweepGraceSeconds`.
 /// The same name as the local host's `--sweep-grace-secs`.
 pub const STOREFRONT_SWEEP_GRACE_SECS: &str = "STOREFRONT_SWEEP_GRACE_SECS";
+/// The payment provider: `sandbox` (unset or empty: the built-in test-mode processor, its ledger in the table) or
+/// `stripe` (Stripe's API, for a function built with its feature `stripe`). `template.yaml` sets it from the
+/// `PaymentsProvider` parameter for the functions that take payments: checkout, orders and checkout-sweep. The
+/// same name as the local host's `--payments` (`shared::adapters::stripe::STOREFRONT_PAYMENTS`).
+pub const STOREFRONT_PAYMENTS: &str = "STOREFRONT_PAYMENTS";
+/// Stripe's secret key, required with `STOREFRONT_PAYMENTS=stripe`; a secret, never logged. `template.yaml` sets it
+/// from the `NoEcho` parameter `StripeSecretKey`.
+pub const STRIPE_SECRET_KEY: &str = "STRIPE_SECRET_KEY";
+/// Stripe's API base URL; unset or empty for Stripe's own (`https://api.stripe.com`). Only a loopback address may
+/// be plain `http` (localstripe in tests). `template.yaml` sets it from the `StripeApiBase` parameter.
+pub const STRIPE_API_BASE: &str = "STRIPE_API_BASE";
 /// The most orders one run of the checkout sweep settles. Each takes a few store calls and one call to the
 /// payment provider; a provider that stops answering opens the gateway's breaker after a few calls, so the rest
 /// of the run fails fast and stays inside the function's timeout. Anything left waits for the next run.
@@ -226,6 +237,73 @@ pub fn publisher(
     Ok(Some(Arc::new(topics)))
 }
 
+/// The payment provider a function is configured with, read once per cold start.
+#[derive(Debug, Clone, Default)]
+pub enum PaymentsConfig {
+    /// The built-in sandbox (the state's default).
+    #[default]
+    Sandbox,
+    /// Stripe's API.
+    Stripe {
+        /// The secret key (redacted by its own `Debug`).
+        secret_key: secrecy::SecretString,
+        /// Another API base URL than Stripe's own, if any.
+        api_base: Option<String>,
+    },
+}
+
+impl PaymentsConfig {
+    /// Reads the configuration.
+    ///
+    /// # Errors
+    /// Names the variable that is missing or invalid.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::parse(optional(STOREFRONT_PAYMENTS).as_deref(), optional(STRIPE_SECRET_KEY), optional(STRIPE_API_BASE))
+    }
+
+    fn parse(provider: Option<&str>, secret_key: Option<String>, api_base: Option<String>) -> anyhow::Result<Self> {
+        match provider.map(str::trim) {
+            None | Some("sandbox") => Ok(Self::Sandbox),
+            Some("stripe") => {
+                let secret_key = secret_key
+                    .filter(|key| !key.trim().is_empty())
+                    .with_context(|| format!("{STOREFRONT_PAYMENTS}=stripe needs {STRIPE_SECRET_KEY}"))?;
+                Ok(Self::Stripe { secret_key: secret_key.into(), api_base })
+            }
+            Some(_) => anyhow::bail!("{STOREFRONT_PAYMENTS} must be sandbox or stripe"),
+        }
+    }
+
+    /// The provider to give the state, or `None` to keep the sandbox. Makes no request.
+    ///
+    /// # Errors
+    /// When Stripe is asked for but this binary was built without the feature `stripe`, or Stripe's settings
+    /// are refused (naming the variable; never quoting the key).
+    pub fn provider(&self) -> anyhow::Result<Option<Arc<dyn shared::ports::Payments>>> {
+        match self {
+            Self::Sandbox => Ok(None),
+            Self::Stripe { secret_key, api_base } => stripe_provider(secret_key, api_base.as_deref()).map(Some),
+        }
+    }
+}
+
+#[cfg(feature = "stripe")]
+fn stripe_provider(secret_key: &secrecy::SecretString, api_base: Option<&str>) -> anyhow::Result<Arc<dyn shared::ports::Payments>> {
+    use shared::adapters::stripe::{StripePayments, StripeSettings};
+    let mut settings = StripeSettings::new(secret_key.clone());
+    if let Some(api_base) = api_base {
+        settings.api_base = api_base.parse().with_context(|| format!("{STRIPE_API_BASE} is not a URL"))?;
+    }
+    let stripe = StripePayments::new(settings).with_context(|| format!("{STRIPE_SECRET_KEY} or {STRIPE_API_BASE} is invalid"))?;
+    tracing::info!("payments go to Stripe");
+    Ok(Arc::new(stripe))
+}
+
+#[cfg(not(feature = "stripe"))]
+fn stripe_provider(_secret_key: &secrecy::SecretString, _api_base: Option<&str>) -> anyhow::Result<Arc<dyn shared::ports::Payments>> {
+    anyhow::bail!("{STOREFRONT_PAYMENTS}=stripe needs this function built with its cargo feature stripe (cargo lambda build --features aws,stripe)")
+}
+
 /// Tokio's timer: the [`Sleep`] the payment gateway waits on between retries of a provider call.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TokioSleep;
@@ -278,6 +356,8 @@ pub struct HttpConfig {
     pub privacy_queue_url: Option<String>,
     /// Where committed order events are published right away, if anywhere (else the relay publishes them).
     pub orders_queue_url: Option<String>,
+    /// The payment provider.
+    pub payments: PaymentsConfig,
 }
 
 impl HttpConfig {
@@ -294,6 +374,7 @@ impl HttpConfig {
             demo_seed: optional(DEMO_SEED).is_some_and(|value| value == "true"),
             privacy_queue_url: optional(PRIVACY_QUEUE_URL),
             orders_queue_url: optional(ORDERS_QUEUE_URL),
+            payments: PaymentsConfig::from_env()?,
         })
     }
 }
@@ -356,6 +437,9 @@ where
         let store = DynamoItemStore::new(cfg.aws.dynamodb(&http), cfg.table, Arc::new(SystemClock));
         let mut state = AppState::configured(store, Arc::new(SystemClock), Arc::new(UuidIds), cfg.keys, auth, password)?
             .with_sleep(Arc::new(TokioSleep));
+        if let Some(payments) = cfg.payments.provider()? {
+            state = state.with_payments(payments);
+        }
         if let Some(publisher) = publisher(&cfg.aws, &http, cfg.privacy_queue_url.as_deref(), cfg.orders_queue_url.as_deref())? {
             state = state.with_publisher(publisher);
         }
@@ -519,6 +603,8 @@ pub struct SweepConfig {
     pub orders_queue_url: Option<String>,
     /// How long an order may stay reserved before the sweep settles it.
     pub grace: Duration,
+    /// The payment provider the sweep asks about each order's charge.
+    pub payments: PaymentsConfig,
 }
 
 impl SweepConfig {
@@ -531,7 +617,13 @@ impl SweepConfig {
             Some(text) => parse_grace(&text).with_context(|| format!("{STOREFRONT_SWEEP_GRACE_SECS} must be whole seconds from 1 to 86400"))?,
             None => CommerceSettings::default().sweep_grace,
         };
-        Ok(Self { aws: AwsConfig::from_env()?, table: required(TABLE_NAME)?, orders_queue_url: optional(ORDERS_QUEUE_URL), grace })
+        Ok(Self {
+            aws: AwsConfig::from_env()?,
+            table: required(TABLE_NAME)?,
+            orders_queue_url: optional(ORDERS_QUEUE_URL),
+            grace,
+            payments: PaymentsConfig::from_env()?,
+        })
     }
 }
 
@@ -561,7 +653,8 @@ impl CheckoutSweep {
     /// are derived from random bytes drawn at cold start.
     ///
     /// # Errors
-    /// When the orders queue's URL is not a FIFO queue's, or no random bytes can be drawn.
+    /// When the orders queue's URL is not a FIFO queue's, the payment provider cannot be built, or no random bytes
+    /// can be drawn.
     pub fn new(cfg: &SweepConfig, http: &SharedHttpClient) -> anyhow::Result<Self> {
         let store = DynamoItemStore::new(cfg.aws.dynamodb(http), cfg.table.clone(), Arc::new(SystemClock));
         let mut unused_secret = [0_u8; MIN_SECRET_BYTES];
@@ -570,6 +663,9 @@ impl CheckoutSweep {
         let mut state = AppState::configured(store, Arc::new(SystemClock), Arc::new(UuidIds), keys, AuthSettings::default(), Argon2Settings::default())?
             .with_sleep(Arc::new(TokioSleep))
             .with_payment_timing(RetryPolicy::default(), BreakerSettings::default(), CommerceSettings { sweep_grace: cfg.grace });
+        if let Some(payments) = cfg.payments.provider()? {
+            state = state.with_payments(payments);
+        }
         if let Some(publisher) = publisher(&cfg.aws, http, None, cfg.orders_queue_url.as_deref())? {
             state = state.with_publisher(publisher);
         }
@@ -703,6 +799,46 @@ mod tests {
         assert_eq!(AWS_TRUST_ROOTS_PEM, mozilla_aws_roots_pem(), "the AWS roots in webpki-root-certs changed: update functions/lambda-host/src/aws-roots.pem");
         let runtime = runtime().unwrap_or_else(|error| panic!("{error}"));
         runtime.block_on(async { https_client().map(|_| ()) }).unwrap_or_else(|error| panic!("{error:#}"));
+    }
+
+    #[test]
+    fn the_payment_provider_is_the_sandbox_unless_stripe_is_asked_for_with_a_key() {
+        assert!(matches!(PaymentsConfig::parse(None, None, None), Ok(PaymentsConfig::Sandbox)));
+        assert!(matches!(PaymentsConfig::parse(Some("sandbox"), Some("sk_test_unused".to_owned()), None), Ok(PaymentsConfig::Sandbox)));
+        let stripe = PaymentsConfig::parse(Some("stripe"), Some("sk_test_abc123".to_owned()), Some("http://127.0.0.1:9".to_owned()));
+        assert!(matches!(&stripe, Ok(PaymentsConfig::Stripe { api_base: Some(base), .. }) if base == "http://127.0.0.1:9"));
+        assert!(!format!("{stripe:?}").contains("sk_test_abc123"), "the key must not show in Debug output");
+        for key in [None, Some(" ".to_owned())] {
+            let message = format!("{:#}", PaymentsConfig::parse(Some("stripe"), key, None).err().unwrap_or_else(|| anyhow::anyhow!("accepted")));
+            assert!(message.contains(STRIPE_SECRET_KEY), "{message}");
+        }
+        let message = format!("{:#}", PaymentsConfig::parse(Some("paypal"), None, None).err().unwrap_or_else(|| anyhow::anyhow!("accepted")));
+        assert!(message.contains(STOREFRONT_PAYMENTS), "{message}");
+        assert!(matches!(PaymentsConfig::Sandbox.provider(), Ok(None)));
+    }
+
+    #[cfg(not(feature = "stripe"))]
+    #[test]
+    fn a_build_without_stripe_refuses_to_start_with_stripe_naming_the_feature() {
+        let stripe = ok(PaymentsConfig::parse(Some("stripe"), Some("sk_test_abc123".to_owned()), None));
+        let message = format!("{:#}", stripe.provider().err().unwrap_or_else(|| anyhow::anyhow!("accepted")));
+        assert!(message.contains("feature stripe") && !message.contains("sk_test_abc123"), "{message}");
+    }
+
+    #[cfg(feature = "stripe")]
+    #[test]
+    fn a_build_with_stripe_pays_through_stripe_and_uses_the_sdks_names() {
+        let stripe = ok(PaymentsConfig::parse(Some("stripe"), Some("sk_test_abc123".to_owned()), Some("http://127.0.0.1:9".to_owned())));
+        let provider = ok(stripe.provider()).unwrap_or_else(|| panic!("Stripe was asked for"));
+        assert_eq!(provider.name(), shared::adapters::stripe::STRIPE);
+        // Plain http goes to a loopback address only; the refusal names the variables, never the key.
+        let elsewhere = ok(PaymentsConfig::parse(Some("stripe"), Some("sk_test_abc123".to_owned()), Some("http://example.com".to_owned())));
+        let message = format!("{:#}", elsewhere.provider().err().unwrap_or_else(|| anyhow::anyhow!("accepted")));
+        assert!(message.contains(STRIPE_API_BASE) && !message.contains("sk_test_abc123"), "{message}");
+        assert_eq!(
+            [STOREFRONT_PAYMENTS, STRIPE_SECRET_KEY, STRIPE_API_BASE],
+            [shared::adapters::stripe::STOREFRONT_PAYMENTS, shared::adapters::stripe::STRIPE_SECRET_KEY, shared::adapters::stripe::STRIPE_API_BASE]
+        );
     }
 
     #[test]
@@ -951,6 +1087,7 @@ mod tests {
             table: format!("sweep-{run}"),
             orders_queue_url: Some(orders.queue_url().to_owned()),
             grace: CommerceSettings::default().sweep_grace,
+            payments: PaymentsConfig::Sandbox,
         };
         let sweep = ok(CheckoutSweep::new(&cfg, &http));
         let (store, catalog) = (&sweep.state.store, &sweep.state.catalog);
