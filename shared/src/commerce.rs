@@ -27,7 +27,7 @@ use serde::de::DeserializeOwned;
 
 use crate::ports::item_store::{Item, ItemKey, StoreError};
 
-pub use checkout::{CartError, CheckoutError, Commerce, DiscountError, OrderError, PricedCart, SweepReport};
+pub use checkout::{CartError, CheckoutError, Commerce, CommerceParts, DiscountError, NoDelay, OrderError, PricedCart, SweepReport};
 
 /// An item holding `document` as its JSON.
 fn document(key: ItemKey, version: u64, document: &impl Serialize) -> Result<Item, StoreError> {

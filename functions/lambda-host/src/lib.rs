@@ -36,13 +36,12 @@ use shared::adapters::dynamodb::DynamoItemStore;
 use shared::adapters::sqs::{SqsJobQueue, SqsJobSender};
 use shared::adapters::system::{SystemClock, UuidIds};
 use shared::auth::AuthSettings;
-use shared::commerce::SweepReport;
 use shared::commerce::checkout::CommerceSettings;
-use shared::http::state::MIN_SECRET_BYTES;
+use shared::commerce::{Commerce, CommerceParts, SweepReport};
 use shared::http::{AppState, Keys};
 use shared::outbox::{Outbox, Publish, PublishFuture, Publisher, RelayReport, Topic};
-use shared::payments::{BreakerSettings, RetryPolicy};
-use shared::ports::{Delivery, JobQueue as _, NewJob, Outcome, QueueError, Random as _, Sleep, SleepFuture, StoreError};
+use shared::payments::SandboxPayments;
+use shared::ports::{Clock, Delivery, IdGen, JobQueue as _, NewJob, Outcome, QueueError, Sleep, SleepFuture, StoreError};
 
 /// The error a Lambda entry point returns.
 pub type Error = lambda_runtime::Error;
@@ -637,44 +636,36 @@ fn parse_grace(text: &str) -> Option<Duration> {
 /// invocations the instance serves) and the orders publisher, all built once per cold start.
 #[derive(Clone)]
 pub struct CheckoutSweep {
-    state: AppState<DynamoItemStore>,
+    commerce: Commerce<DynamoItemStore>,
 }
 
 impl std::fmt::Debug for CheckoutSweep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CheckoutSweep").field("commerce", &self.state.commerce).finish_non_exhaustive()
+        f.debug_struct("CheckoutSweep").field("commerce", &self.commerce).finish_non_exhaustive()
     }
 }
 
 impl CheckoutSweep {
     /// The sweep for `cfg`, on `http`. Makes no request.
     ///
-    /// The sweep signs and verifies nothing, so it is never given the master secret: the keys its state needs
-    /// are derived from random bytes drawn at cold start.
+    /// It builds the commerce use cases alone (`CommerceParts::build`), not a whole `AppState`: it signs and
+    /// verifies nothing, so it neither needs the master secret nor builds the authentication service.
     ///
     /// # Errors
-    /// When the orders queue's URL is not a FIFO queue's, the payment provider cannot be built, or no random bytes
-    /// can be drawn.
+    /// When the orders queue's URL is not a FIFO queue's, or the payment provider cannot be built.
     pub fn new(cfg: &SweepConfig, http: &SharedHttpClient) -> anyhow::Result<Self> {
-        let store = DynamoItemStore::new(cfg.aws.dynamodb(http), cfg.table.clone(), Arc::new(SystemClock));
-        let mut unused_secret = [0_u8; MIN_SECRET_BYTES];
-        UuidIds.fill(&mut unused_secret).context("failed to draw the sweep's throwaway keys")?;
-        let keys = Keys::derive(&unused_secret).context("failed to derive the sweep's throwaway keys")?;
-        let mut state = AppState::configured(store, Arc::new(SystemClock), Arc::new(UuidIds), keys, AuthSettings::default(), Argon2Settings::default())?
-            .with_sleep(Arc::new(TokioSleep))
-            .with_payment_timing(RetryPolicy::default(), BreakerSettings::default(), CommerceSettings { sweep_grace: cfg.grace });
-        if let Some(payments) = cfg.payments.provider()? {
-            state = state.with_payments(payments);
-        }
-        if let Some(publisher) = publisher(&cfg.aws, http, None, cfg.orders_queue_url.as_deref())? {
-            state = state.with_publisher(publisher);
-        }
-        Ok(Self { state })
-    }
-
-    /// The sweep on a state built elsewhere (tests use one with another provider or other timings).
-    pub fn from_state(state: AppState<DynamoItemStore>) -> Self {
-        Self { state }
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let ids: Arc<dyn IdGen> = Arc::new(UuidIds);
+        let store = DynamoItemStore::new(cfg.aws.dynamodb(http), cfg.table.clone(), Arc::clone(&clock));
+        let payments = match cfg.payments.provider()? {
+            Some(payments) => payments,
+            None => Arc::new(SandboxPayments::new(store.clone(), Arc::clone(&ids))),
+        };
+        let mut parts = CommerceParts::new(payments);
+        parts.sleep = Arc::new(TokioSleep);
+        parts.settings = CommerceSettings { sweep_grace: cfg.grace };
+        parts.publisher = publisher(&cfg.aws, http, None, cfg.orders_queue_url.as_deref())?;
+        Ok(Self { commerce: parts.build(&store, &clock, &ids) })
     }
 
     /// One run: settles up to [`SWEEP_MAX_PER_RUN`] orders left reserved past the grace period, oldest first,
@@ -684,7 +675,7 @@ impl CheckoutSweep {
     /// # Errors
     /// When the unsettled orders cannot be read (nothing was settled).
     pub async fn run(&self) -> Result<SweepReport, StoreError> {
-        let report = self.state.commerce.sweep(SWEEP_MAX_PER_RUN).await?;
+        let report = self.commerce.sweep(SWEEP_MAX_PER_RUN).await?;
         let SweepReport { paid, released, failed } = report;
         if failed > 0 {
             tracing::error!(paid, released, failed, "orders not settled; the next scheduled run retries them");
@@ -1050,7 +1041,7 @@ mod tests {
     async fn stale_reservation(store: &DynamoItemStore, user: &str, token: &str) -> (shared::domain::ProductId, String) {
         use shared::domain::{Currency, Money, NewProduct, commerce::Quantity};
         let past = Arc::new(shared::adapters::memory::ManualClock::new(SystemClock.now().plus_millis(-300_000)));
-        let then = AppState::new(store.clone(), past.clone(), Arc::new(UuidIds), ok(Keys::derive(&[7; MIN_SECRET_BYTES]))).with_payment_timing(
+        let then = AppState::new(store.clone(), past.clone(), Arc::new(UuidIds), ok(Keys::derive(&[7; shared::http::state::MIN_SECRET_BYTES]))).with_payment_timing(
             shared::payments::RetryPolicy { max_attempts: 1, ..shared::payments::RetryPolicy::default() },
             shared::payments::BreakerSettings::default(),
             shared::commerce::checkout::CommerceSettings::default(),
@@ -1090,7 +1081,8 @@ mod tests {
             payments: PaymentsConfig::Sandbox,
         };
         let sweep = ok(CheckoutSweep::new(&cfg, &http));
-        let (store, catalog) = (&sweep.state.store, &sweep.state.catalog);
+        let store = &DynamoItemStore::new(cfg.aws.dynamodb(&http), cfg.table.clone(), Arc::new(SystemClock));
+        let catalog = shared::catalog::Catalog::new(store.clone());
         ok(store.create_table_if_missing().await);
         assert_eq!(ok(sweep.run().await), SweepReport::default(), "nothing to settle yet");
 
@@ -1104,7 +1096,7 @@ mod tests {
         let published: Vec<serde_json::Value> = bodies_on(&orders).await.iter().map(|body| ok(serde_json::from_str(body))).collect();
         assert_eq!(published.len(), 1, "exactly the completed order's event is on the orders queue: {published:?}");
         assert_eq!((published[0]["type"].as_str(), published[0]["order_id"].as_str()), (Some("order.created"), Some(charged.as_str())));
-        let (left, _) = ok(sweep.state.outbox().pending(10).await);
+        let (left, _) = ok(Outbox::new(store.clone()).pending(10).await);
         assert!(left.is_empty(), "the sweep published its event, so the outbox must be empty: {left:?}");
         assert_eq!(ok(sweep.run().await), SweepReport::default(), "a settled order is not swept again");
     }

@@ -32,10 +32,10 @@ use crate::domain::commerce::{
 use crate::domain::money::Currency;
 use crate::domain::product::ProductId;
 use crate::outbox::{Event, Outbox, Publisher, Topic};
-use crate::payments::gateway::{GatewayError, PaymentGateway};
+use crate::payments::gateway::{Breaker, BreakerSettings, GatewayError, PaymentGateway, RetryPolicy};
 use crate::ports::item_store::{Cursor, ItemStore, StoreError, Write};
-use crate::ports::payments::{Charge, ChargeRequest, ChargeStatus};
-use crate::ports::{Clock, Timestamp};
+use crate::ports::payments::{Charge, ChargeRequest, ChargeStatus, Payments};
+use crate::ports::{Clock, IdGen, Random, Sleep, SleepFuture, Timestamp};
 
 /// The currency of an empty cart's zero totals (the demo catalog's).
 const DEFAULT_CURRENCY: Currency = Currency::EUR;
@@ -53,6 +53,65 @@ pub struct CommerceSettings {
 impl Default for CommerceSettings {
     fn default() -> Self {
         Self { sweep_grace: Duration::from_secs(120) }
+    }
+}
+
+/// Waits for nothing: the default [`Sleep`] until a host gives its timer, so the payment retries' backoff is
+/// skipped. Every host gives a real one; in-process tests may keep this.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoDelay;
+
+impl Sleep for NoDelay {
+    fn sleep(&self, _duration: Duration) -> SleepFuture {
+        Box::pin(std::future::ready(()))
+    }
+}
+
+/// What [`Commerce`] is built from besides its store, clock and ids: the provider and how it is called, the
+/// sweep's timing and the publisher of order events. `AppState` keeps one to rebuild the use cases when a part
+/// changes; a function that needs only the use cases (the scheduled sweep) builds them from one directly.
+#[derive(Clone)]
+pub struct CommerceParts {
+    /// The payment provider.
+    pub payments: Arc<dyn Payments>,
+    /// The timer the retries wait on.
+    pub sleep: Arc<dyn Sleep>,
+    /// The circuit breaker (shared by every `Commerce` built from these parts).
+    pub breaker: Arc<Breaker>,
+    /// How a provider call is retried.
+    pub retry: RetryPolicy,
+    /// The sweep's timing.
+    pub settings: CommerceSettings,
+    /// Where committed order events are published right away, if anywhere.
+    pub publisher: Option<Publisher>,
+}
+
+impl CommerceParts {
+    /// Parts with `payments`, waiting for nothing ([`NoDelay`]), a closed breaker and the default timings.
+    pub fn new(payments: Arc<dyn Payments>) -> Self {
+        Self {
+            payments,
+            sleep: Arc::new(NoDelay),
+            breaker: Arc::new(Breaker::new(BreakerSettings::default())),
+            retry: RetryPolicy::default(),
+            settings: CommerceSettings::default(),
+            publisher: None,
+        }
+    }
+
+    /// The use cases on `store`, timed by `clock`, drawing the retries' jitter from `ids` (the id generator is
+    /// the random source).
+    pub fn build<S: ItemStore + Clone>(&self, store: &S, clock: &Arc<dyn Clock>, ids: &Arc<dyn IdGen>) -> Commerce<S> {
+        let random: Arc<dyn Random> = Arc::new(Arc::clone(ids));
+        let gateway = PaymentGateway::new(
+            Arc::clone(&self.payments),
+            Arc::clone(&self.breaker),
+            Arc::clone(&self.sleep),
+            Arc::clone(clock),
+            random,
+            self.retry,
+        );
+        Commerce::new(store.clone(), gateway, Arc::clone(clock), self.settings).with_publisher(self.publisher.clone())
     }
 }
 

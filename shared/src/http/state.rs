@@ -19,13 +19,13 @@ use crate::adapters::jwt::{InvalidTokenSettings, JwtTokenSigner, TokenSettings};
 use crate::auth::{Auth, AuthSettings};
 use crate::catalog::Catalog;
 use crate::commerce::Commerce;
-use crate::commerce::checkout::CommerceSettings;
+use crate::commerce::checkout::{CommerceParts, CommerceSettings};
 use crate::idempotency::Idempotency;
-use crate::payments::{Breaker, BreakerSettings, PaymentGateway, RetryPolicy, SandboxPayments};
+use crate::payments::{Breaker, BreakerSettings, RetryPolicy, SandboxPayments};
 use crate::domain::account::Email;
 use crate::http::cursor::CursorSigner;
 use crate::outbox::{Event, Outbox, Publisher};
-use crate::ports::{Clock, IdGen, ItemStore, Payments, Random, Sleep, SleepFuture};
+use crate::ports::{Clock, IdGen, ItemStore, Payments, Random, Sleep};
 
 /// The issuer written to and required in access tokens unless a host configures another.
 pub const DEFAULT_TOKEN_ISSUER: &str = "storefront";
@@ -130,42 +130,7 @@ pub struct AppState<S> {
     /// The sandbox provider, when it is the one configured (its ledger is readable by admins).
     pub sandbox: Option<SandboxPayments<S>>,
     auth_config: AuthConfig,
-    commerce_config: CommerceConfig,
-}
-
-/// Waits for nothing: the default [`Sleep`] until a host sets its timer (`AppState::with_sleep`), so the
-/// payment retries' backoff is skipped. Every host sets a real one; in-process tests may keep this.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoDelay;
-
-impl Sleep for NoDelay {
-    fn sleep(&self, _duration: std::time::Duration) -> SleepFuture {
-        Box::pin(std::future::ready(()))
-    }
-}
-
-/// What `Commerce` is built from, kept so a builder method can rebuild it with one part changed.
-#[derive(Clone)]
-struct CommerceConfig {
-    payments: Arc<dyn Payments>,
-    sleep: Arc<dyn Sleep>,
-    breaker: Arc<Breaker>,
-    retry: RetryPolicy,
-    settings: CommerceSettings,
-    publisher: Option<Publisher>,
-}
-
-fn build_commerce<S: ItemStore + Clone>(store: &S, clock: &Arc<dyn Clock>, ids: &Arc<dyn IdGen>, config: &CommerceConfig) -> Commerce<S> {
-    let random: Arc<dyn Random> = Arc::new(Arc::clone(ids));
-    let gateway = PaymentGateway::new(
-        Arc::clone(&config.payments),
-        Arc::clone(&config.breaker),
-        Arc::clone(&config.sleep),
-        Arc::clone(clock),
-        random,
-        config.retry,
-    );
-    Commerce::new(store.clone(), gateway, Arc::clone(clock), config.settings).with_publisher(config.publisher.clone())
+    commerce_config: CommerceParts,
 }
 
 fn build_auth<S: ItemStore + Clone>(
@@ -209,17 +174,10 @@ impl<S: ItemStore + Clone> AppState<S> {
         let auth_config = AuthConfig { password, auth, ..AuthConfig::default() };
         let built = build_auth(&store, &clock, &ids, &keys, &auth_config)?;
         let sandbox = SandboxPayments::new(store.clone(), Arc::clone(&ids));
-        let commerce_config = CommerceConfig {
-            payments: Arc::new(sandbox.clone()),
-            sleep: Arc::new(NoDelay),
-            breaker: Arc::new(Breaker::new(BreakerSettings::default())),
-            retry: RetryPolicy::default(),
-            settings: CommerceSettings::default(),
-            publisher: None,
-        };
+        let commerce_config = CommerceParts::new(Arc::new(sandbox.clone()));
         Ok(Self {
             catalog: Catalog::new(store.clone()),
-            commerce: build_commerce(&store, &clock, &ids, &commerce_config),
+            commerce: commerce_config.build(&store, &clock, &ids),
             idempotency: Idempotency::new(store.clone()),
             sandbox: Some(sandbox),
             store,
@@ -233,13 +191,13 @@ impl<S: ItemStore + Clone> AppState<S> {
         })
     }
 
-    fn rebuilt_commerce(mut self, change: impl FnOnce(&mut CommerceConfig)) -> Self {
+    fn rebuilt_commerce(mut self, change: impl FnOnce(&mut CommerceParts)) -> Self {
         change(&mut self.commerce_config);
-        self.commerce = build_commerce(&self.store, &self.clock, &self.ids, &self.commerce_config);
+        self.commerce = self.commerce_config.build(&self.store, &self.clock, &self.ids);
         self
     }
 
-    /// The state with the host's timer for the payment retries' backoff (the default, [`NoDelay`], waits
+    /// The state with the host's timer for the payment retries' backoff (the default, `commerce::NoDelay`, waits
     /// for nothing). The breaker starts closed again.
     pub fn with_sleep(self, sleep: Arc<dyn Sleep>) -> Self {
         self.rebuilt_commerce(|config| config.sleep = sleep)
