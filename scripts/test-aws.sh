@@ -135,6 +135,8 @@ expected_access = {
     "payments": ({"GetItem", "Query"}, set()),
     # The sweep (Commerce::sweep): the unsettled list queried, each order completed or released as the checkout does.
     "checkout-sweep": ({"GetItem", "Query", "PutItem", "DeleteItem", "UpdateItem"}, {"orders"}),
+    # The sales report (sales::Sales): a closed report read, the day's counters queried.
+    "reports": ({"GetItem", "Query"}, set()),
     "jobs": (set(), set()),
     "outbox-relay": ({"Query", "DeleteItem"}, {"privacy", "orders"}),
 }
@@ -419,7 +421,7 @@ t0=$(now_ms)
 # so it goes first and alone. A GET to a POST-only route is enough to build and start its function (405), and an
 # anonymous request to a signed-in route enough for the commerce functions (401).
 warm_paths=(/products /health /products/00000000000000000000000000000000 /auth/register /auth/login /auth/refresh /auth/logout /me
-  /cart /discounts /checkout /orders /payments/sandbox/charges)
+  /cart /discounts /checkout /orders /payments/sandbox/charges /reports/sales)
 for path in "${warm_paths[@]}"; do
   answered=""
   for _ in $(seq 1 600); do
@@ -460,7 +462,7 @@ assert json.loads(sys.argv[1]) == {"paid": 0, "released": 0, "failed": 0}, sys.a
 # --nocapture shows what the scenarios measure, such as the checkout race's latency line.
 STOREFRONT_BASE_URL="http://127.0.0.1:$port" STOREFRONT_SECRET="$secret_hex" STOREFRONT_ADMIN_EMAIL="$admin_email" \
   STOREFRONT_SECRETS_LOG="$secrets_log" STOREFRONT_PRIVACY_QUEUE="sqs:$privacy_queue_url" \
-  run_tests "$log" -- cargo test -p tests --test it -- catalog:: bad_input:: auth:: admin:: commerce:: --nocapture
+  run_tests "$log" -- cargo test -p tests --test it -- catalog:: bad_input:: auth:: admin:: commerce:: privacy_queue:: --nocapture
 
 say "the me, checkout and orders functions published every event they committed, and left nothing in the outbox"
 # DELETE /me and POST /me/export commit their job into the outbox, and the me function publishes it right after the

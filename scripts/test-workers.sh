@@ -273,7 +273,7 @@ if [[ -f "$ROOT/tests/Cargo.toml" ]]; then
   if STOREFRONT_BASE_URL="$BASE" STOREFRONT_SECRET="$SECRET_HEX" STOREFRONT_ADMIN_EMAIL="$ADMIN_EMAIL" \
     STOREFRONT_SECRETS_LOG="$SECRETS_LOG" STOREFRONT_PRIVACY_QUEUE="http:$BASE/__test/privacy-jobs" \
     timeout --kill-after=10 "${STOREFRONT_SCENARIOS_TIMEOUT_SECS:-900}" \
-    cargo test --manifest-path "$ROOT/Cargo.toml" -p tests --test it -- catalog:: bad_input:: auth:: admin:: commerce:: \
+    cargo test --manifest-path "$ROOT/Cargo.toml" -p tests --test it -- catalog:: bad_input:: auth:: admin:: commerce:: privacy_queue:: \
     --nocapture 2>&1 | tee "$RUN_DIR/scenarios.log"; then
     scenarios="passed"
   else

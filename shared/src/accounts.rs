@@ -215,6 +215,56 @@ impl<S: ItemStore> Accounts<S> {
         })
         .await
     }
+
+    /// Marks the export requested at `requested_at` done, in one transaction with `writes` (the stored
+    /// document's manifest), so the request is shown pending until its document is there. Returns `false`,
+    /// writing nothing, when that request is no longer pending (the job ran before: a redelivery).
+    ///
+    /// # Errors
+    /// [`AccountsError::NotFound`], or [`AccountsError::Internal`] when the store fails.
+    pub async fn finish_export(&self, id: &UserId, requested_at: crate::ports::Timestamp, writes: Vec<Write>) -> Result<bool, AccountsError> {
+        for _ in 0..UPDATE_ATTEMPTS {
+            let Some((mut account, version)) = self.load(id).await? else { return Err(AccountsError::NotFound) };
+            if account.user.export_requested_at != Some(requested_at) {
+                return Ok(false);
+            }
+            account.user.export_requested_at = None;
+            let mut all = vec![Write::Put { item: to_item(user_key(id), version + 1, &account)?, condition: Condition::VersionEquals(version) }];
+            all.extend(writes.iter().cloned());
+            match self.store.transact(all).await {
+                Ok(()) => return Ok(true),
+                Err(StoreError::ConditionFailed { index: 0, .. }) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(AccountsError::Internal(anyhow::anyhow!("the account kept changing while its export was stored")))
+    }
+
+    /// Removes a closed account and releases its e-mail address, in one transaction: the last step of an
+    /// erasure, after everything else the account owned is gone, so a crash before it leaves the account for
+    /// the retried job to find. Returns `false` when there is no such account (erased before).
+    ///
+    /// # Errors
+    /// [`AccountsError::Internal`] when the account is still open or the store fails.
+    pub async fn erase(&self, id: &UserId) -> Result<bool, AccountsError> {
+        for _ in 0..UPDATE_ATTEMPTS {
+            let Some((account, version)) = self.load(id).await? else { return Ok(false) };
+            if account.user.is_active() {
+                return Err(AccountsError::Internal(anyhow::anyhow!("an open account is never erased")));
+            }
+            let mut writes = vec![Write::Delete { key: user_key(id), condition: Condition::VersionEquals(version) }];
+            let claim_key = email_key(&account.user.email);
+            if let Some(claim) = self.store.get(&claim_key).await?.filter(|claim| claim.data.as_str() == Some(id.as_ref())) {
+                writes.push(Write::Delete { key: claim_key, condition: Condition::VersionEquals(claim.version) });
+            }
+            match self.store.transact(writes).await {
+                Ok(()) => return Ok(true),
+                Err(StoreError::ConditionFailed { .. }) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(AccountsError::Internal(anyhow::anyhow!("the account kept changing while it was erased")))
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //! `memory` is plain Rust and always built (tests on every host use it); `system` needs the operating system
 //! (feature `native`); `sqlite` is the local host's embedded store (feature `local`); `argon2` and `jwt` are the
 //! password hasher and access-token signer of every host (always built); `stripe` is the Stripe payment
-//! provider (feature `stripe`, native hosts only).
+//! provider (feature `stripe`, native hosts only); `eml` writes mail as `.eml` files into a folder (the local host's
+//! carrier, feature `native`); `ses` sends it through Amazon SES v2 (feature `aws`).
 
 pub mod argon2;
 #[cfg(feature = "cloudflare")]
@@ -13,6 +14,10 @@ pub mod d1;
 pub mod kv;
 #[cfg(feature = "aws")]
 pub mod dynamodb;
+#[cfg(feature = "native")]
+pub mod eml;
+#[cfg(feature = "aws")]
+pub mod ses;
 pub mod jwt;
 pub mod memory;
 #[cfg(feature = "cloudflare")]

@@ -33,6 +33,12 @@ const PRODUCT_SK: &str = "PRODUCT";
 const SKU_SK: &str = "SKU";
 const CATALOG_PK: &str = "CATALOG";
 
+/// Where the order-events job records that a product's stock has crossed its low-stock threshold and the
+/// admins were alerted; removed when the product is restocked above it, so each crossing alerts once.
+pub fn low_stock_key(id: &ProductId) -> ItemKey {
+    ItemKey::new(format!("LOW_STOCK#{id}"), "ALERT")
+}
+
 fn product_key(id: &ProductId) -> ItemKey {
     ItemKey::new(format!("PRODUCT#{id}"), PRODUCT_SK)
 }
@@ -258,6 +264,10 @@ impl<S: ItemStore> Catalog<S> {
             writes.push(Write::Delete { key: ItemKey::new(stale_pk, id.as_ref()), condition: Condition::None });
         }
         writes.extend(Self::writes_for(&product, &tokens)?);
+        if product.stock > product.low_stock_threshold {
+            // Restocked above the threshold: the next fall to it is a new crossing, alerted again.
+            writes.push(Write::Delete { key: low_stock_key(id), condition: Condition::None });
+        }
         match self.store.transact(writes).await {
             Ok(()) => Ok(product),
             Err(StoreError::ConditionFailed { index: 0, .. }) => match self.store.get(&product_key(id)).await? {

@@ -11,6 +11,8 @@ use crate::ports::Timestamp;
 
 pub mod item_store;
 pub mod job_queue;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod mailer;
 pub mod payments;
 
 /// How the suite sees and moves time on the backend under test.

@@ -36,6 +36,7 @@ pub mod account;
 pub mod commerce;
 pub mod money;
 pub mod product;
+pub mod sales;
 pub mod search;
 
 pub use account::{AccountError, Email, Password, PasswordHash, Role, SessionId, User, UserId};

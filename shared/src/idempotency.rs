@@ -174,7 +174,7 @@ impl<S: ItemStore> Idempotency<S> {
     }
 
     fn record_key(user: &UserId, key: &IdempotencyKey) -> ItemKey {
-        ItemKey::new(format!("IDEMPOTENCY#{user}"), hex(&Sha256::digest(key.0.as_bytes())))
+        ItemKey::new(user_partition(user), hex(&Sha256::digest(key.0.as_bytes())))
     }
 
     fn item(key: &ItemKey, version: u64, record: &Record) -> Result<Item, StoreError> {
@@ -256,6 +256,11 @@ impl<S: ItemStore> Idempotency<S> {
             Err(error) => Err(error),
         }
     }
+}
+
+/// The partition of a user's idempotency records (an erasure removes it whole).
+pub fn user_partition(user: &UserId) -> String {
+    format!("IDEMPOTENCY#{user}")
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -1,17 +1,155 @@
-//! The job dispatcher shared by every host's consumer (the local loop, the SQS function, the Queues handler):
-//! it reads a delivery's envelope and decides its outcome. Hosts only map outcomes to their platform.
+//! The jobs: what every host's consumers and schedules call (the local loops, the SQS and EventBridge Lambda
+//! functions, the Worker's queue and cron handlers). Hosts only map outcomes to their platform.
 //!
-//! A job is a JSON object `{"type": "<kind>", ...}`. A delivery that is not such an object, or whose kind no
-//! handler knows, can never succeed, so it is dead-lettered at once (a permanent failure, kept for an
-//! operator) instead of being retried or dropped. Job kinds (order events, privacy requests, reports) are
-//! added here as the functions that consume them land. The privacy jobs (`privacy`) are produced already, onto
-//! the privacy queue; nothing consumes that queue yet, so they wait there for the privacy function.
+//! A queued job is a JSON object `{"type": "<kind>", ...}`. Each queue has its consumer: [`Jobs::orders`]
+//! (`order.created`, `order.cancelled`: the order-events job in [`orders`]), [`Jobs::privacy`]
+//! (`privacy.export`, `privacy.erase`: [`privacy`]), and [`handle`] for the generic jobs queue. A delivery
+//! that is not such an object, or whose kind its queue's consumer does not know, can never succeed, so it is
+//! dead-lettered at once (kept for an operator) instead of being retried or dropped; a job that fails for a
+//! reason that may pass (the store or the mail carrier down) is retried with a growing delay, and the queue
+//! moves it to its dead-letter queue once its attempts are spent (invariant 4). Every failure is logged with
+//! the event's id, its attempt and the reason. The daily sales report ([`reports`]) runs on a schedule.
 
+pub mod orders;
 pub mod privacy;
+pub mod reports;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::ports::{Delivery, Outcome};
+use crate::mail::{MailSettings, Outgoing, OutgoingError};
+use crate::ports::item_store::{ItemStore, StoreError};
+use crate::ports::mailer::{MailError, Mailer};
+use crate::ports::{Clock, Delivery, Outcome};
+
+/// The longest a failed job waits before its next attempt.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
+
+/// Why a job failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// It can never succeed (malformed, refused for good): dead-letter it now.
+    #[error("{0}")]
+    Permanent(String),
+    /// It may succeed later: retry it.
+    #[error(transparent)]
+    Transient(anyhow::Error),
+}
+
+impl JobError {
+    /// A store failure: always worth another attempt.
+    pub fn store(error: StoreError) -> Self {
+        JobError::Transient(anyhow::Error::new(error).context("store call failed"))
+    }
+
+    /// A mail that could not be made or sent.
+    pub fn mail(error: MailError) -> Self {
+        if error.is_transient() { JobError::Transient(anyhow::Error::new(error)) } else { JobError::Permanent(error.to_string()) }
+    }
+
+    /// A mail that could not be sent once.
+    pub fn outgoing(error: OutgoingError) -> Self {
+        match error {
+            OutgoingError::Mail(error) => Self::mail(error),
+            OutgoingError::Store(error) => Self::store(error),
+        }
+    }
+}
+
+/// The delay before attempt `attempt + 1` of a failed job: 2, 4, 8 … seconds, at most five minutes.
+pub fn retry_delay(attempt: u32) -> Duration {
+    Duration::from_secs(1_u64 << attempt.clamp(1, 16)).min(MAX_RETRY_DELAY)
+}
+
+/// The outcome of a job's result, logged with the delivery's id, attempt and reason when it failed.
+pub fn outcome(queue: &str, delivery: &Delivery, result: Result<(), JobError>) -> Outcome {
+    let event_id = event_id_of(&delivery.body);
+    match result {
+        Ok(()) => Outcome::Ack,
+        Err(JobError::Permanent(reason)) => {
+            tracing::error!(queue, event_id = %event_id, message_id = %delivery.message_id, attempt = delivery.attempt, reason = %reason, "job dead-lettered: it can never succeed");
+            Outcome::DeadLetter { reason }
+        }
+        Err(JobError::Transient(error)) => {
+            tracing::warn!(queue, event_id = %event_id, message_id = %delivery.message_id, attempt = delivery.attempt, reason = %format!("{error:#}"), "job failed; it is retried, and dead-lettered once its attempts are spent");
+            Outcome::Retry { delay: retry_delay(delivery.attempt) }
+        }
+    }
+}
+
+/// The `event_id` (or, for jobs without one, the `type`) of a job body, for logs; never personal data.
+fn event_id_of(body: &str) -> String {
+    #[derive(Deserialize)]
+    struct Ids {
+        event_id: Option<String>,
+        #[serde(rename = "type")]
+        kind: Option<String>,
+        user_id: Option<String>,
+        requested_at: Option<i64>,
+    }
+    let Ok(ids) = serde_json::from_str::<Ids>(body) else { return "(not a job)".to_owned() };
+    let id = match (ids.event_id, ids.kind, ids.user_id, ids.requested_at) {
+        (Some(id), ..) => id,
+        (None, Some(kind), Some(user), Some(at)) if kind == "privacy.export" => format!("{kind}.{user}.{at}"),
+        (None, Some(kind), Some(user), _) => format!("{kind}.{user}"),
+        (None, Some(kind), ..) => kind,
+        _ => "(no id)".to_owned(),
+    };
+    id.chars().take(160).collect()
+}
+
+/// Every queue consumer and scheduled job of a host, built once per instance.
+#[derive(Clone)]
+pub struct Jobs<S> {
+    orders: orders::OrderEvents<S>,
+    privacy: privacy::PrivacyJobs<S>,
+    reports: reports::SalesReports<S>,
+}
+
+impl<S: ItemStore + Clone> Jobs<S> {
+    /// The jobs on `store`, mailing through `mailer` with `settings`.
+    pub fn new(store: S, mailer: Arc<dyn Mailer>, clock: Arc<dyn Clock>, settings: MailSettings) -> Self {
+        let outgoing = Outgoing::new(store.clone(), mailer, clock.clone());
+        Self {
+            orders: orders::OrderEvents::new(store.clone(), outgoing.clone(), settings.clone(), clock.clone()),
+            privacy: privacy::PrivacyJobs::new(store.clone(), outgoing.clone(), settings.clone(), clock.clone()),
+            reports: reports::SalesReports::new(store, outgoing, settings, clock),
+        }
+    }
+
+    /// These jobs with the order-events job's test-only poison fault (see
+    /// [`orders::OrderEvents::with_poison_prefix`]).
+    #[must_use]
+    pub fn with_poison_prefix(mut self, prefix: Option<String>) -> Self {
+        self.orders = self.orders.with_poison_prefix(prefix);
+        self
+    }
+
+    /// The orders queue's consumer.
+    pub async fn orders(&self, delivery: &Delivery) -> Outcome {
+        outcome("orders", delivery, self.orders.handle(&delivery.body).await)
+    }
+
+    /// The privacy queue's consumer.
+    pub async fn privacy(&self, delivery: &Delivery) -> Outcome {
+        outcome("privacy", delivery, self.privacy.handle(&delivery.body).await)
+    }
+
+    /// The daily sales report job: closes yesterday's report (UTC) and mails it to the admins, once.
+    ///
+    /// # Errors
+    /// [`JobError`] when the store or the carrier fails (the next run, or a retry, finishes it).
+    pub async fn sales_report(&self) -> Result<reports::ReportRun, JobError> {
+        self.reports.close_yesterday().await
+    }
+
+    /// The sales figures, for `GET /reports/sales`.
+    pub fn sales(&self) -> &reports::SalesReports<S> {
+        &self.reports
+    }
+}
 
 #[derive(Deserialize)]
 struct Envelope {
@@ -29,7 +167,7 @@ struct Envelope {
 #[cfg(feature = "testkit")]
 pub const TESTKIT_KIND: &str = "testkit.outcome";
 
-/// Handles one delivery and says how to settle it.
+/// Handles one delivery of the generic jobs queue and says how to settle it.
 pub async fn handle(delivery: &Delivery) -> Outcome {
     let envelope: Envelope = match serde_json::from_str(&delivery.body) {
         Ok(envelope) => envelope,
@@ -80,3 +218,6 @@ mod tests {
         assert!(matches!(handle(&job("explode")).await, Outcome::DeadLetter { .. }));
     }
 }
+
+#[cfg(test)]
+mod flow_tests;

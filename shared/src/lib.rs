@@ -3,7 +3,8 @@
 //! It owns the domain rules (`domain`), the ports through which the domain reaches the outside (`ports`),
 //! the typed repositories written once on top of the item store (`catalog`, `accounts`, `sessions`, `rate_limit`),
 //! the authentication use cases (`auth`), buying (`commerce`: carts, discounts, orders, the checkout), payments
-//! (`payments`: the sandbox provider and the retrying gateway), idempotency keys (`idempotency`), the HTTP pieces every
+//! (`payments`: the sandbox provider and the retrying gateway), idempotency keys (`idempotency`), what follows a sale and a privacy request (`jobs`, with `mail`, `sales` and
+//! `exports`), the HTTP pieces every
 //! endpoint uses (`http`) and one adapter per backend (`adapters`). The hosts that wire them live in
 //! `functions/lambda-host`, `functions/worker-host` and `functions/local-host`.
 //! With no features it builds for `wasm32-unknown-unknown`: nothing here may call an API that panics there.
@@ -18,13 +19,16 @@ pub mod commerce;
 pub mod contract;
 pub mod demo;
 pub mod domain;
+pub mod exports;
 pub mod http;
 pub mod idempotency;
 pub mod jobs;
+pub mod mail;
 pub mod outbox;
 pub mod payments;
 pub mod ports;
 pub mod rate_limit;
+pub mod sales;
 pub mod sessions;
 #[cfg(test)]
 mod test_stores;

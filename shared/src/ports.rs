@@ -7,6 +7,7 @@ pub mod clock;
 pub mod id_gen;
 pub mod item_store;
 pub mod job_queue;
+pub mod mailer;
 pub mod password;
 pub mod payments;
 pub mod random;
@@ -18,6 +19,7 @@ pub use item_store::{
     Condition, Cursor, Item, ItemKey, ItemStore, Page, Query, StoreError, Write,
 };
 pub use job_queue::{Delivery, JobInbox, JobQueue, NewJob, Outcome, QueueError};
+pub use mailer::{Mail, MailError, MailFuture, Mailer};
 pub use password::{PasswordHashError, PasswordHasher};
 pub use payments::{Charge, ChargeRequest, ChargeStatus, PaymentError, PaymentFuture, Payments};
 pub use random::{Random, RandomError};

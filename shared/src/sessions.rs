@@ -333,6 +333,29 @@ impl<S: ItemStore> Sessions<S> {
         }
     }
 
+    /// Removes every session of `user` and its index entry (an erasure): refresh tokens of those sessions then
+    /// name no session and are refused, and expire on their own.
+    ///
+    /// # Errors
+    /// [`SessionError::Internal`] when the store fails.
+    pub async fn erase_all(&self, user: &UserId) -> Result<usize, SessionError> {
+        let mut count = 0;
+        loop {
+            let page = self.store.query(&Query::new(user_pk(user), INDEX_SK_PREFIX, 100)).await?;
+            if page.items.is_empty() {
+                return Ok(count);
+            }
+            for item in &page.items {
+                if let Some(id) = item.key.sk.strip_prefix(INDEX_SK_PREFIX) {
+                    let session = SessionId::parse(id).map_err(|error| anyhow::anyhow!("stored session index: {error}"))?;
+                    self.store.delete(&session_key(&session), Condition::None).await?;
+                }
+                self.store.delete(&item.key, Condition::None).await?;
+                count += 1;
+            }
+        }
+    }
+
     /// Whether a session is still live (known, unexpired, not revoked) and belongs to `user`: access tokens
     /// issued from a revoked session are refused, so signing out takes effect before they expire, and a token
     /// naming one user with another user's session is refused too.

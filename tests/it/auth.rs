@@ -128,48 +128,15 @@ async fn tampered_expired_foreign_and_unsigned_access_tokens_are_refused() {
     assert_eq!(me(&api, &user.access).await.status, 200, "the genuine token stopped working");
 }
 
-/// The privacy jobs of `user_id` on the host's privacy queue, as their `type`s sorted, once at least `expected`
-/// of them are there (or after 30 s, whatever is there then).
-async fn privacy_jobs_of(user_id: &str, expected: usize) -> Vec<String> {
-    let queue = tests::privacy_queue();
-    let mut kinds = Vec::new();
-    for _ in 0..60 {
-        let jobs = queue.jobs().await.unwrap_or_else(|error| panic!("reading the privacy queue {queue:?}: {error:#}"));
-        kinds = jobs
-            .iter()
-            .filter(|job| job["user_id"] == user_id)
-            .map(|job| job["type"].as_str().unwrap_or("(no type)").to_owned())
-            .collect();
-        if kinds.len() >= expected {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    }
-    kinds.sort();
-    kinds
-}
-
 #[tokio::test]
 async fn a_deleted_users_tokens_are_refused_and_the_request_is_recorded() {
     let api = Api::new();
     let user = api.new_user("erase").await;
-    let exported = api.call(Method::POST, "/me/export", Some(&user.access), None).await;
-    assert_eq!(exported.status, 202, "{}", exported.text);
-    assert!(exported.json["export_requested_at"].is_string(), "{}", exported.text);
-    let shown = me(&api, &user.access).await;
-    assert_eq!(shown.json["export_requested_at"], exported.json["export_requested_at"]);
-    let user_id = shown.json["id"].as_str().unwrap_or_else(|| panic!("GET /me names no id: {}", shown.text)).to_owned();
-    assert_eq!(privacy_jobs_of(&user_id, 1).await, ["privacy.export"], "the export request's job is not on the privacy queue");
-    let asked_again = api.call(Method::POST, "/me/export", Some(&user.access), None).await;
-    assert_eq!(asked_again.status, 202, "{}", asked_again.text);
-    assert_eq!(asked_again.json["export_requested_at"], exported.json["export_requested_at"], "a pending request keeps its time");
     let claims = claims_of(&user.access);
 
     let deleted = api.call(Method::DELETE, "/me", Some(&user.access), None).await;
     assert_eq!(deleted.status, 202, "{}", deleted.text);
     assert!(deleted.json["erasure_requested_at"].is_string() && deleted.json["deleted_at"].is_string(), "{}", deleted.text);
-    // Exactly one export job (asking again while one is pending enqueues nothing) and one erasure job.
-    assert_eq!(privacy_jobs_of(&user_id, 2).await, ["privacy.erase", "privacy.export"], "the privacy queue holds the wrong jobs");
     assert_unauthorized(&me(&api, &user.access).await, "a deleted user's token");
     assert_unauthorized(&me(&api, &mint(&hs256_header(), &claims)).await, "a fresh token for a deleted user");
     assert_unauthorized(&api.refresh(&user.refresh).await, "a deleted user's refresh token");

@@ -116,3 +116,126 @@ async fn a_local_host_killed_mid_burst_keeps_one_order_and_one_charge_per_key_an
     let stock = api.stock_of(&product_id).await;
     assert_eq!(stock + units_in_paid_orders, INITIAL_STOCK, "stock {stock} + units in paid orders {units_in_paid_orders}");
 }
+
+/// Invariant 3 across a crash: the orders consumer of a real `local-host` binary exits the process in the middle
+/// of its work (the debug-only fault `--fault-crash-after-jobs 2`: after handling two events, before settling
+/// them), the host is started again on the same data file, and the unsettled events are delivered again after
+/// the 2-second visibility timeout. Every confirmation is still in the mail folder once, and the day's counters
+/// count every order once.
+#[tokio::test]
+async fn the_orders_consumer_crashing_mid_batch_leaves_every_effect_exactly_once() {
+    let Ok(bin) = std::env::var(LOCAL_HOST_BIN_VAR) else {
+        eprintln!("\n!!!! SKIPPED: {LOCAL_HOST_BIN_VAR} is not set, so the crash of the orders consumer was NOT tested.");
+        eprintln!("!!!! The README test command (scripts/test) sets it.\n");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let data = dir.path().join("jobs.db");
+    let mail = dir.path().join("mail");
+    let mail_dir = mail.to_string_lossy().into_owned();
+    let port = free_port();
+    let api = Api::at(&format!("http://127.0.0.1:{port}"));
+    let args = ["--no-seed", "--insecure-fast-passwords", "--admin-email", ADMIN_EMAIL, "--log", "info", "--queue-visibility-secs", "2", "--mail-dir", &mail_dir];
+    let mut host = HostProcess::start(&bin, &data, port, "crashing", &[&args[..], &["--fault-crash-after-jobs", "2"][..]].concat());
+    wait_until_up(&api).await;
+    assert_eq!(api.register(ADMIN_EMAIL, ADMIN_PASSWORD).await.status, 201);
+    let admin = api.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let product = api.create_product(&admin, "crashjobs", 700, 100).await;
+    let product_id = product["id"].as_str().unwrap_or_default().to_owned();
+    let mut orders = Vec::new();
+    for shopper in 0..3 {
+        let user = api.new_user(&format!("crashjobs{shopper}")).await;
+        let line = api.call(Method::PUT, &format!("/cart/items/{product_id}"), Some(&user.access), Some(&json!({ "quantity": 1 }))).await;
+        assert_eq!(line.status, 200, "{}", line.text);
+        let order = api.checkout(&user, &format!("crashjobs-{shopper}"), "tok_success").await;
+        assert_eq!(order.status, 201, "{}", order.text);
+        orders.push(order.json["id"].as_str().unwrap_or_default().to_owned());
+    }
+    let status = host.exited_within(Duration::from_secs(60)).await;
+    assert!(status.is_some_and(|status| status.code() == Some(70)), "the fault did not crash the host: {status:?}");
+    let _restarted = HostProcess::start(&bin, &data, port, "restarted", &args);
+    wait_until_up(&api).await;
+    let sink = tests::mail_sink::MailSink::Eml(mail.clone());
+    for id in &orders {
+        sink.wait_for(&format!("order {id} confirmed"), 1, Duration::from_secs(60)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for id in &orders {
+        let found = sink.wait_for(&format!("order {id} confirmed"), 1, Duration::ZERO).await;
+        assert_eq!(found.len(), 1, "order {id}'s confirmation arrived {} times", found.len());
+    }
+    let admin = api.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let report = api.call(Method::GET, "/reports/sales", Some(&admin.access), None).await;
+    assert_eq!(report.status, 200, "{}", report.text);
+    let eur = report.json["totals"].as_array().and_then(|all| all.iter().find(|t| t["currency"] == "EUR").cloned()).unwrap_or_default();
+    assert_eq!((eur["orders"].as_i64(), eur["units"].as_i64(), eur["revenue"]["amount"].as_i64()), (Some(3), Some(3), Some(2100)), "{}", report.text);
+}
+
+/// Invariant 4 on the local host: a message that keeps failing reaches the orders queue's dead-letter queue after
+/// the queue's attempts (5), one that can never succeed goes there at once, and neither holds back or loses the
+/// real order event handled beside them. The poison is an order event for an order whose id starts with the
+/// debug-only fault's prefix (`--fault-poison-orders`), put on the queue in the data file as the relay would.
+#[tokio::test]
+async fn a_poison_order_event_is_dead_lettered_after_its_attempts_and_nothing_beside_it_is_lost() {
+    use shared::adapters::QueueSettings;
+    use shared::adapters::sqlite::SqliteDb;
+    use shared::adapters::system::SystemClock;
+    use shared::ports::{JobInbox as _, JobQueue as _, NewJob};
+    let Ok(bin) = std::env::var(LOCAL_HOST_BIN_VAR) else {
+        eprintln!("\n!!!! SKIPPED: {LOCAL_HOST_BIN_VAR} is not set, so the poison message on the local host was NOT tested.");
+        eprintln!("!!!! The README test command (scripts/test) sets it.\n");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let data = dir.path().join("poison.db");
+    let mail = dir.path().join("mail");
+    let mail_dir = mail.to_string_lossy().into_owned();
+    let port = free_port();
+    let api = Api::at(&format!("http://127.0.0.1:{port}"));
+    let args = ["--no-seed", "--insecure-fast-passwords", "--admin-email", ADMIN_EMAIL, "--log", "info", "--queue-visibility-secs", "1"];
+    let _host = HostProcess::start(&bin, &data, port, "poison", &[&args[..], &["--mail-dir", &mail_dir, "--fault-poison-orders", "poison-"][..]].concat());
+    wait_until_up(&api).await;
+
+    let queue = SqliteDb::open(&data, std::sync::Arc::new(SystemClock)).unwrap_or_else(|error| panic!("{error:#}")).job_queue(local_host::ORDERS_QUEUE, QueueSettings::default());
+    let run = tests::unique("");
+    let poison_id = format!("poison-{run}");
+    let poison = json!({
+        "type": "order.created", "event_id": format!("order.created-{poison_id}"), "order_id": poison_id, "user_id": "u-poison",
+        "lines": [], "subtotal": { "amount": 0, "currency": "EUR" }, "discount": null, "total": { "amount": 0, "currency": "EUR" }, "at": 0
+    })
+    .to_string();
+    let malformed = format!("{{\"type\":\"order.created\",\"run\":\"{run}\"}}");
+    for body in [&poison, &malformed] {
+        queue.send(NewJob { body: body.clone(), dedup_id: None }).await.unwrap_or_else(|error| panic!("{error}"));
+    }
+    assert_eq!(api.register(ADMIN_EMAIL, ADMIN_PASSWORD).await.status, 201);
+    let admin = api.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let product = api.create_product(&admin, "poisonjobs", 500, 10).await;
+    let user = api.new_user("poisonjobs").await;
+    let line = api.call(Method::PUT, &format!("/cart/items/{}", product["id"].as_str().unwrap_or_default()), Some(&user.access), Some(&json!({ "quantity": 1 }))).await;
+    assert_eq!(line.status, 200, "{}", line.text);
+    let order = api.checkout(&user, "poisonjobs-1", "tok_success").await;
+    assert_eq!(order.status, 201, "{}", order.text);
+    let order_id = order.json["id"].as_str().unwrap_or_default().to_owned();
+
+    // Five attempts, 2 + 4 + 8 + 16 + 32 seconds apart (`shared::jobs::retry_delay`): about a minute.
+    let mut dead = Vec::new();
+    for _ in 0..600 {
+        dead = queue.dead_letters(10).await.unwrap_or_default();
+        if dead.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let attempts = |body: &str| dead.iter().find(|delivery| delivery.body == body).map(|delivery| delivery.attempt);
+    assert_eq!(attempts(&malformed), Some(1), "the malformed event must be dead-lettered at its first delivery: {dead:?}");
+    assert_eq!(attempts(&poison), Some(QueueSettings::default().max_attempts), "the poison event must be dead-lettered after every attempt: {dead:?}");
+    assert_eq!(dead.len(), 2, "only the two bad events are dead letters: {dead:?}");
+    let sink = tests::mail_sink::MailSink::Eml(mail);
+    let mailed = sink.wait_for(&format!("order {order_id} confirmed"), 1, Duration::from_secs(30)).await;
+    assert_eq!(mailed.len(), 1, "the real order beside the poison was mailed {} times", mailed.len());
+    assert!(queue.receive(10).await.unwrap_or_default().is_empty(), "something is still waiting on the orders queue");
+    let log = std::fs::read_to_string(data.with_extension("poison.err")).unwrap_or_default();
+    let named = log.lines().filter(|line| line.contains(&format!("order.created-{poison_id}")) && line.contains("test fault")).count();
+    assert!(named >= 1, "no log line names the poison event and its reason");
+}

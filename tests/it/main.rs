@@ -1,13 +1,16 @@
-//! The one test binary: end-to-end scenarios over HTTP (`catalog`, `bad_input`, `auth`, `admin`, `commerce`),
+//! The one test binary: end-to-end scenarios over HTTP (`catalog`, `bad_input`, `auth`, `admin`, `commerce`,
+//! `after_sale`),
 //! which run unchanged against every host, a crash test of the local-host binary (`crash`), the local
 //! host on Stripe against localstripe (`stripe_host`), and in-process router tests
 //! (`router`) that need no socket.
 
 mod admin;
+mod after_sale;
 mod auth;
 mod bad_input;
 mod catalog;
 mod commerce;
 mod crash;
+mod privacy_queue;
 mod router;
 mod stripe_host;

@@ -46,6 +46,18 @@ impl HostProcess {
         Self { child }
     }
 
+    /// Waits up to `timeout` for the process to end by itself; its exit status if it did.
+    pub async fn exited_within(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        None
+    }
+
     /// Kills the process with SIGKILL (no shutdown, no flushing: a crash) and waits for it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

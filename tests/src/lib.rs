@@ -14,7 +14,9 @@
 //! them reached the host's logs.
 
 pub mod host_process;
+pub mod mail_sink;
 pub mod privacy_queue;
+pub mod store_scan;
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -116,6 +118,38 @@ pub fn privacy_queue() -> privacy_queue::PrivacyQueue {
     }
 }
 
+/// Where the host's mail arrives: the in-process host's `.eml` folder, else what [`mail_sink::MAIL_SINK_VAR`]
+/// names.
+///
+/// # Panics
+/// When driving a base URL and the variable is unset or malformed.
+pub fn mail_sink() -> mail_sink::MailSink {
+    use mail_sink::{MAIL_SINK_VAR, MailSink};
+    if let Some(data) = &target().data {
+        return MailSink::Eml(data.with_extension("db.mail"));
+    }
+    match std::env::var(MAIL_SINK_VAR) {
+        Ok(text) => MailSink::parse(&text).unwrap_or_else(|error| panic!("{error:#}")),
+        Err(_) => panic!("{MAIL_SINK_VAR} must name where the host's mail arrives to check the mail {BASE_URL_VAR} sends"),
+    }
+}
+
+/// What the host's store holds: the in-process host's SQLite file, else what [`store_scan::STORE_SCAN_VAR`]
+/// names.
+///
+/// # Panics
+/// When driving a base URL and the variable is unset or malformed.
+pub fn store_scan() -> store_scan::StoreScan {
+    use store_scan::{STORE_SCAN_VAR, StoreScan};
+    if let Some(data) = &target().data {
+        return StoreScan::Sqlite(data.clone());
+    }
+    match std::env::var(STORE_SCAN_VAR) {
+        Ok(text) => StoreScan::parse(&text).unwrap_or_else(|error| panic!("{error:#}")),
+        Err(_) => panic!("{STORE_SCAN_VAR} must name the host's store to scan what {BASE_URL_VAR} keeps"),
+    }
+}
+
 static SECRETS_LOG: Mutex<()> = Mutex::new(());
 
 /// Notes a password or token a scenario used, in the file named by [`SECRETS_LOG_VAR`] (if set), one per line.
@@ -187,6 +221,15 @@ fn start_in_process_host() -> anyhow::Result<(String, String, std::path::PathBuf
                     payments: "sandbox".to_owned(),
                     stripe_secret_key: None,
                     stripe_api_base: None,
+                    mail_dir: None,
+                    mail_from: None,
+                    alerts_to: None,
+                    report_interval_secs: 3600,
+                    queue_visibility_secs: 30,
+                    #[cfg(debug_assertions)]
+                    fault_crash_after_jobs: None,
+                    #[cfg(debug_assertions)]
+                    fault_poison_orders: None,
                 };
                 match local_host::start(config, std::future::pending()).await {
                     Ok(running) => {

@@ -1,25 +1,60 @@
-//! The local host's job consumer loop: receives jobs from the embedded queue, hands each to
-//! `shared::jobs::handle`, and settles it with the outcome. Nothing is dropped: a job that keeps failing
-//! ends in the dead-letter queue after the queue's maximum attempts.
+//! The local host's queue consumer loop: receives jobs from an embedded queue, hands each to its handler
+//! (`shared::jobs`), and settles it with the outcome. Nothing is dropped: a job that keeps failing ends in the
+//! dead-letter queue after the queue's maximum attempts, and a job whose handler crashed is delivered again
+//! after the visibility timeout.
 
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use shared::ports::{JobInbox, Outcome};
+use shared::ports::{Delivery, JobInbox, Outcome};
 use tokio::sync::watch;
 
 /// The most jobs taken per receive.
 const BATCH: usize = 10;
 
-/// Consumes `queue` until `stop` turns true, polling every `idle` when the queue is empty.
-pub async fn run<Q: JobInbox>(queue: Q, idle: Duration, mut stop: watch::Receiver<bool>) {
+/// A test-only fault: after this many handled deliveries, before settling them, the process exits at once,
+/// as a crash in the middle of a batch would (the batch is delivered again after the visibility timeout).
+/// Only debug builds read it (`--fault-crash-after-jobs`).
+#[derive(Debug, Default)]
+pub struct CrashAfter(Option<AtomicU32>);
+
+impl CrashAfter {
+    /// Crash after `jobs` handled deliveries, or never.
+    pub fn new(jobs: Option<u32>) -> Self {
+        Self(jobs.map(AtomicU32::new))
+    }
+
+    fn handled_one(&self) {
+        let Some(left) = &self.0 else { return };
+        if left.fetch_sub(1, Ordering::SeqCst) == 1 {
+            tracing::error!("test fault: the consumer crashes now, in the middle of its batch, before settling it");
+            std::process::exit(70);
+        }
+    }
+}
+
+/// Consumes `queue` with `handle` until `stop` turns true, polling every `idle` when the queue is empty.
+pub async fn run<Q, H, F>(queue: Q, handle: H, crash: Arc<CrashAfter>, idle: Duration, mut stop: watch::Receiver<bool>)
+where
+    Q: JobInbox,
+    H: Fn(Delivery) -> F,
+    F: Future<Output = Outcome>,
+{
     while !*stop.borrow() {
         let handled = match queue.receive(BATCH).await {
             Ok(deliveries) => {
                 let count = deliveries.len();
+                let mut outcomes = Vec::with_capacity(count);
                 for delivery in deliveries {
-                    let outcome = shared::jobs::handle(&delivery).await;
-                    if let Outcome::DeadLetter { reason } = &outcome {
-                        tracing::warn!(message_id = %delivery.message_id, reason = %reason, "job dead-lettered");
+                    let outcome = handle(delivery.clone()).await;
+                    crash.handled_one();
+                    outcomes.push((delivery, outcome));
+                }
+                for (delivery, outcome) in outcomes {
+                    if matches!(outcome, Outcome::Retry { .. }) && delivery.attempt >= queue_max_attempts() {
+                        tracing::error!(message_id = %delivery.message_id, attempt = delivery.attempt, "job failed on its last attempt: it goes to the dead-letter queue");
                     }
                     if let Err(error) = queue.settle(&delivery, outcome).await {
                         tracing::error!(error = ?error, message_id = %delivery.message_id, "failed to settle a job");
@@ -41,10 +76,13 @@ pub async fn run<Q: JobInbox>(queue: Q, idle: Duration, mut stop: watch::Receive
     }
 }
 
+/// The attempts every local queue allows (`QueueSettings::default`).
+fn queue_max_attempts() -> u32 {
+    shared::adapters::QueueSettings::default().max_attempts
+}
+
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use shared::adapters::QueueSettings;
     use shared::adapters::sqlite::SqliteDb;
     use shared::adapters::system::SystemClock;
@@ -61,7 +99,8 @@ mod tests {
             queue.send(NewJob { body: body.to_owned(), dedup_id: None }).await.unwrap_or_else(|error| panic!("{error}"));
         }
         let (stop_tx, stop_rx) = watch::channel(false);
-        let consumer = tokio::spawn(run(queue.clone(), Duration::from_millis(20), stop_rx));
+        let handler = |delivery: Delivery| async move { shared::jobs::handle(&delivery).await };
+        let consumer = tokio::spawn(run(queue.clone(), handler, Arc::new(CrashAfter::default()), Duration::from_millis(20), stop_rx));
         let mut dead = Vec::new();
         for _ in 0..200 {
             dead = queue.dead_letters(10).await.unwrap_or_default();

@@ -1,5 +1,7 @@
 //! The local host: one process that mounts every function's router on an embedded SQLite file and runs the
-//! job consumers in the background. Wiring only: no business rules live here.
+//! job consumers (the generic jobs, order events, privacy), the outbox relay, the checkout sweep and the daily
+//! sales report in the background, with mail written as `.eml` files into a folder. Wiring only: no business
+//! rules live here.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,6 +15,9 @@ use axum::extract::{ConnectInfo, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use shared::adapters::QueueSettings;
+use shared::adapters::eml::EmlFolder;
+use shared::jobs::Jobs;
+use shared::mail::MailSettings;
 use shared::adapters::argon2::{ARGON2_ITERATIONS, ARGON2_MEMORY_KIB, ARGON2_PARALLELISM, Argon2Settings};
 use shared::adapters::sqlite::{SqliteDb, SqliteItemStore, SqliteJobQueue};
 use shared::adapters::system::{SystemClock, UuidIds};
@@ -29,6 +34,7 @@ use tokio::net::TcpListener;
 
 pub mod consumer;
 pub mod relay;
+pub mod report_timer;
 pub mod sweep;
 
 /// The store this host runs on, named once.
@@ -36,11 +42,9 @@ pub type Store = SqliteItemStore;
 
 /// The name of the job queue the host consumes.
 pub const JOBS_QUEUE: &str = "jobs";
-/// The name of the privacy queue. Nothing consumes it yet: its jobs wait in the data file for the privacy
-/// job function (`SqliteJobQueue::waiting` lists them).
+/// The name of the privacy queue (`privacy.export`, `privacy.erase`), consumed by the privacy job.
 pub const PRIVACY_QUEUE: &str = "privacy";
-/// The name of the orders queue (`order.created`, `order.cancelled`). Nothing consumes it yet: its events wait
-/// in the data file for the order-events job function.
+/// The name of the orders queue (`order.created`, `order.cancelled`), consumed by the order-events job.
 pub const ORDERS_QUEUE: &str = "orders";
 /// How often the outbox relay looks for events that were committed but not yet published.
 const RELAY_INTERVAL: Duration = Duration::from_secs(1);
@@ -105,6 +109,53 @@ pub struct Config {
     /// How often the checkout sweep runs, in seconds.
     #[arg(long, env = "STOREFRONT_SWEEP_INTERVAL_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub sweep_interval_secs: u64,
+    /// The folder the shop's e-mails are written to, one `.eml` file each (default: `<data file>.mail` beside
+    /// the data file). Open them with any mail client.
+    #[arg(long, env = "STOREFRONT_MAIL_DIR")]
+    pub mail_dir: Option<PathBuf>,
+    /// The sender of the shop's e-mails (default `shop@storefront.test`).
+    #[arg(long, env = "STOREFRONT_MAIL_FROM")]
+    pub mail_from: Option<String>,
+    /// More addresses, comma-separated, that get the admins' mail (low-stock alerts, sales reports) besides
+    /// `--admin-email`.
+    #[arg(long, env = "STOREFRONT_ALERTS_TO")]
+    pub alerts_to: Option<String>,
+    /// How often the sales-report job runs, in seconds: each run closes yesterday's report (UTC) once and mails
+    /// it to the admins; later runs find it closed.
+    #[arg(long, env = "STOREFRONT_REPORT_INTERVAL_SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub report_interval_secs: u64,
+    /// How long a job taken by a consumer stays invisible before it is delivered again (a crashed consumer's
+    /// jobs come back after this), in seconds.
+    #[arg(long, env = "STOREFRONT_QUEUE_VISIBILITY_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub queue_visibility_secs: u64,
+    /// Test fault (debug builds only): the orders consumer exits the process after handling this many events,
+    /// before settling its batch, as a crash would.
+    #[cfg(debug_assertions)]
+    #[arg(long, env = "STOREFRONT_FAULT_CRASH_AFTER_JOBS")]
+    pub fault_crash_after_jobs: Option<u32>,
+    /// Test fault (debug builds only): events of orders whose id starts with this always fail, so they reach
+    /// the dead-letter queue after the queue's attempts.
+    #[cfg(debug_assertions)]
+    #[arg(long, env = "STOREFRONT_FAULT_POISON_ORDERS")]
+    pub fault_poison_orders: Option<String>,
+}
+
+impl Config {
+    /// The mail folder: `--mail-dir`, or `<data file>.mail` beside the data file.
+    pub fn mail_folder(&self) -> PathBuf {
+        self.mail_dir.clone().unwrap_or_else(|| {
+            let mut folder = self.data.as_os_str().to_owned();
+            folder.push(".mail");
+            PathBuf::from(folder)
+        })
+    }
+
+    fn faults(&self) -> (Option<u32>, Option<String>) {
+        #[cfg(debug_assertions)]
+        return (self.fault_crash_after_jobs, self.fault_poison_orders.clone());
+        #[cfg(not(debug_assertions))]
+        (None, None)
+    }
 }
 
 /// A secret flag or variable, kept out of `Debug` output.
@@ -195,7 +246,8 @@ pub fn app(state: AppState<Store>) -> Router {
         .merge(discounts::router(state.clone()))
         .merge(checkout::router(state.clone()))
         .merge(orders::router(state.clone()))
-        .merge(payments::router(state))
+        .merge(payments::router(state.clone()))
+        .merge(reports::router(state))
         .fallback(shared::http::error::not_found)
         .layer(axum::middleware::from_fn(shared::http::extract::buffer_body))
         .layer(axum::middleware::from_fn(client_address))
@@ -267,10 +319,16 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
     let ids: Arc<dyn IdGen> = Arc::new(UuidIds);
     let db = SqliteDb::open(&config.data, clock.clone())?;
     let keys = Keys::derive(&load_or_create_secret(&config.data)?).context("the data file's secret is too short")?;
-    let publisher: Publisher = Arc::new(Topics {
-        privacy: db.job_queue(PRIVACY_QUEUE, QueueSettings::default()),
-        orders: Some(db.job_queue(ORDERS_QUEUE, QueueSettings::default())),
-    });
+    let queue_settings = QueueSettings { visibility_timeout: Duration::from_secs(config.queue_visibility_secs), ..QueueSettings::default() };
+    let privacy_queue = db.job_queue(PRIVACY_QUEUE, queue_settings);
+    let orders_queue = db.job_queue(ORDERS_QUEUE, queue_settings);
+    let publisher: Publisher = Arc::new(Topics { privacy: privacy_queue.clone(), orders: Some(orders_queue.clone()) });
+    let mail_settings = MailSettings::configured(config.mail_from.as_deref(), config.admin_email.as_deref(), config.alerts_to.as_deref())
+        .map_err(|message| anyhow::anyhow!("--mail-from / --admin-email / --alerts-to: {message}"))?;
+    let mail_folder = config.mail_folder();
+    let mailer = EmlFolder::open(&mail_folder, clock.clone())?;
+    let (crash_after, poison) = config.faults();
+    let jobs = Jobs::new(db.item_store(), Arc::new(mailer), clock.clone(), mail_settings).with_poison_prefix(poison);
     let (settings, password_params) = account_settings(&config)?;
     let state = AppState::configured(db.item_store(), clock.clone(), ids.clone(), keys, settings, password_params)
         .context("invalid password parameters")?
@@ -291,9 +349,26 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
         .await
         .with_context(|| format!("failed to listen on {}:{}", config.host, config.port))?;
     let addr = listener.local_addr().context("no local address")?;
-    let jobs: SqliteJobQueue = db.job_queue(JOBS_QUEUE, QueueSettings::default());
+    let jobs_queue: SqliteJobQueue = db.job_queue(JOBS_QUEUE, QueueSettings::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let consumer = tokio::spawn(consumer::run(jobs, Duration::from_millis(500), stop_rx.clone()));
+    let idle = Duration::from_millis(200);
+    let no_crash = Arc::new(consumer::CrashAfter::default());
+    let generic = |delivery: shared::ports::Delivery| async move { shared::jobs::handle(&delivery).await };
+    let consumer = tokio::spawn(consumer::run(jobs_queue, generic, no_crash.clone(), idle, stop_rx.clone()));
+    let order_jobs = jobs.clone();
+    let orders_handler = move |delivery: shared::ports::Delivery| {
+        let jobs = order_jobs.clone();
+        async move { jobs.orders(&delivery).await }
+    };
+    let orders_consumer = tokio::spawn(consumer::run(orders_queue, orders_handler, Arc::new(consumer::CrashAfter::new(crash_after)), idle, stop_rx.clone()));
+    let privacy_jobs = jobs.clone();
+    let privacy_handler = move |delivery: shared::ports::Delivery| {
+        let jobs = privacy_jobs.clone();
+        async move { jobs.privacy(&delivery).await }
+    };
+    let privacy_consumer = tokio::spawn(consumer::run(privacy_queue, privacy_handler, no_crash, idle, stop_rx.clone()));
+    let reporter = tokio::spawn(report_timer::run(jobs, Duration::from_secs(config.report_interval_secs), stop_rx.clone()));
+    tracing::info!(folder = %mail_folder.display(), "mail is written to .eml files");
     let relay = tokio::spawn(relay::run(state.outbox(), publisher, RELAY_INTERVAL, stop_rx.clone()));
     let sweeper = tokio::spawn(sweep::run(state.commerce.clone(), Duration::from_secs(config.sweep_interval_secs), stop_rx));
     let router = app(state);
@@ -302,6 +377,9 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
         let served = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
         let _ = stop_tx.send(true);
         let _ = consumer.await;
+        let _ = orders_consumer.await;
+        let _ = privacy_consumer.await;
+        let _ = reporter.await;
         let _ = relay.await;
         let _ = sweeper.await;
         served.context("the server failed")

@@ -12,6 +12,9 @@
 //!   revoked);
 //! - `POST /me/export`: 202 `AccountView` (export request recorded and its job enqueued; while one is pending,
 //!   asking again answers the same and enqueues nothing);
+//! - `GET /me/export`: 202 `{"status": "pending", "requested_at"}` while the privacy job builds the export; 200
+//!   the export document (`{"exported_at", "account", "orders", "cart", "requests"}`, kept seven days) once it
+//!   is ready; 404 `not_found` when none was asked for (or it expired);
 //! - 401 `unauthorized` without a valid bearer token (including a closed account's).
 
 use axum::extract::State;
@@ -21,7 +24,8 @@ use axum::{Json, Router};
 use http::StatusCode;
 use shared::accounts::AccountsError;
 use shared::http::context::observed;
-use shared::http::views::AccountView;
+use shared::exports::Exports;
+use shared::http::views::{AccountView, rfc3339};
 use shared::http::{ApiError, AppState, Authenticated};
 use shared::ports::ItemStore;
 
@@ -56,13 +60,29 @@ async fn export<S: ItemStore + Clone>(
     Ok((StatusCode::ACCEPTED, Json(AccountView::from(&updated))).into_response())
 }
 
+async fn fetch_export<S: ItemStore + Clone>(
+    State(state): State<AppState<S>>,
+    caller: Authenticated,
+) -> Result<Response, ApiError> {
+    if let Some(requested_at) = caller.user.export_requested_at {
+        let pending = serde_json::json!({ "status": "pending", "requested_at": rfc3339(requested_at) });
+        return Ok((StatusCode::ACCEPTED, Json(pending)).into_response());
+    }
+    let stored = Exports::new(state.store.clone())
+        .get(&caller.user.id)
+        .await
+        .map_err(|error| ApiError::Internal(anyhow::Error::new(error).context("read an export")))?;
+    let Some((_, document)) = stored else { return Err(ApiError::NotFound("an export (ask for one with POST /me/export)".to_owned())) };
+    Ok(([(http::header::CONTENT_TYPE, "application/json")], document).into_response())
+}
+
 /// The function's routes.
 pub fn router<S: ItemStore + Clone>(state: AppState<S>) -> Router {
     let clock = state.clock.clone();
     let ids = state.ids.clone();
     let routes = Router::new()
         .route("/me", get(show).delete(close::<S>))
-        .route("/me/export", post(export::<S>))
+        .route("/me/export", post(export::<S>).get(fetch_export::<S>))
         .with_state(state);
     observed(routes, FUNCTION, clock, ids)
 }

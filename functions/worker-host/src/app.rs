@@ -84,7 +84,8 @@ fn routes(state: AppState<Store>, env: &Env) -> Router {
         .merge(discounts::router(state.clone()))
         .merge(checkout::router(state.clone()))
         .merge(orders::router(state.clone()))
-        .merge(payments::router(state.clone()));
+        .merge(payments::router(state.clone()))
+        .merge(reports::router(state.clone()));
     #[cfg(feature = "testkit")]
     let router = router.merge(crate::contract::router(state, env));
     #[cfg(not(feature = "testkit"))]

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::adapters::{QueueSettings, millis};
 use crate::ports::item_store::{self, Condition, Item, ItemKey, ItemStore, Page, Query, StoreError, Write};
 use crate::ports::job_queue::{Delivery, JobInbox, JobQueue, NewJob, Outcome, QueueError};
+use crate::ports::mailer::{Mail, MailError, MailFuture, Mailer};
 use crate::ports::{Clock, IdGen, Random, RandomError, Timestamp};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -356,6 +357,44 @@ impl Random for PredictableRandom {
             chunk.copy_from_slice(&block[..chunk.len()]);
         }
         Ok(())
+    }
+}
+
+/// A mailer that keeps what it sends, for tests: each mail with its RFC 5322 rendering.
+#[derive(Debug, Default)]
+pub struct MemoryMailer {
+    sent: Mutex<Vec<(Mail, String)>>,
+    fail_next: Mutex<Option<MailError>>,
+}
+
+impl MemoryMailer {
+    /// The mails sent so far, oldest first.
+    pub fn sent(&self) -> Vec<Mail> {
+        lock(&self.sent).iter().map(|(mail, _)| mail.clone()).collect()
+    }
+
+    /// The raw messages sent so far, oldest first.
+    pub fn raw(&self) -> Vec<String> {
+        lock(&self.sent).iter().map(|(_, raw)| raw.clone()).collect()
+    }
+
+    /// Makes the next `send` fail with `error` (and send nothing).
+    pub fn fail_next(&self, error: MailError) {
+        *lock(&self.fail_next) = Some(error);
+    }
+}
+
+impl Mailer for MemoryMailer {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    fn send<'a>(&'a self, mail: &'a Mail) -> MailFuture<'a> {
+        let result = match lock(&self.fail_next).take() {
+            Some(error) => Err(error),
+            None => mail.to_rfc5322().map(|raw| lock(&self.sent).push((mail.clone(), raw))),
+        };
+        Box::pin(std::future::ready(result))
     }
 }
 

@@ -127,6 +127,22 @@ fn version_sql(version: u64) -> Result<i64, StoreError> {
 }
 
 impl SqliteItemStore {
+    /// Every live item in the file, in key order: for operators and for tests that check what the store holds
+    /// (that an erased account's address is nowhere, say). Not part of the port: DynamoDB's `Scan` reads a whole
+    /// table, so nothing in the domain may rely on it.
+    ///
+    /// # Errors
+    /// [`StoreError::Internal`] when the file cannot be read.
+    pub fn scan(&self) -> Result<Vec<Item>, StoreError> {
+        let now = self.db.clock.now().as_secs();
+        let connection = self.db.lock();
+        let mut statement = connection
+            .prepare("SELECT pk, sk, version, expires_at, data, counter FROM items WHERE expires_at IS NULL OR expires_at > ?1 ORDER BY pk, sk")
+            .map_err(|error| StoreError::Internal(internal(error, "failed to prepare a scan")))?;
+        let rows = statement.query_map(params![now], read_item).map_err(|error| StoreError::Internal(internal(error, "failed to scan items")))?;
+        rows.map(|row| row.map_err(|error| StoreError::Internal(internal(error, "failed to read an item"))).and_then(to_item)).collect()
+    }
+
     fn apply(&self, writes: &[Write]) -> Result<(), StoreError> {
         let now_secs = self.db.clock.now().as_secs();
         let mut connection = self.db.lock();

@@ -155,6 +155,26 @@ impl<S: ItemStore> Orders<S> {
         ])
     }
 
+    /// The writes that hand a listed order, as read, to `anonymous` (an erased account's orders, kept for the
+    /// books): the order item by version, its entry in everybody's list rewritten, its entry in the user's
+    /// list removed.
+    ///
+    /// # Errors
+    /// [`StoreError::Internal`] when the order cannot be encoded.
+    pub fn anonymise_writes(order: &Order, anonymous: &UserId) -> Result<Vec<Write>, StoreError> {
+        let next = Order { user_id: anonymous.clone(), ..order.clone() };
+        let sort_key = newest_first(order.created_at, &order.id);
+        let mut writes = vec![Write::Put {
+            item: document(order_key(&order.id), order.version + 1, &next)?,
+            condition: Condition::VersionEquals(order.version),
+        }];
+        if order.status.is_visible() {
+            writes.push(Write::Put { item: document(ItemKey::new(ALL_ORDERS_PK, sort_key.clone()), 1, &next)?, condition: Condition::None });
+        }
+        writes.push(Write::Delete { key: ItemKey::new(user_orders_pk(&order.user_id), sort_key), condition: Condition::None });
+        Ok(writes)
+    }
+
     /// The writes that move `order` (as read, at its version) to `next`: the order item by version, its list
     /// entries once it is visible, and its unsettled entry removed once it is settled.
     ///

@@ -50,6 +50,23 @@ impl fmt::Display for Currency {
     }
 }
 
+impl Currency {
+    /// How many decimal places its minor unit has (ISO 4217): 0 for the yen and the other currencies without
+    /// a minor unit, 3 for the dinars that count in thousandths, 2 for every other.
+    pub fn exponent(self) -> u32 {
+        const NONE: [&str; 17] =
+            ["BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF"];
+        const THOUSANDTHS: [&str; 7] = ["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
+        if NONE.contains(&self.as_str()) {
+            0
+        } else if THOUSANDTHS.contains(&self.as_str()) {
+            3
+        } else {
+            2
+        }
+    }
+}
+
 /// An amount of money: integer minor units (cents for EUR) of one currency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Money {
@@ -87,6 +104,21 @@ impl Money {
     }
 }
 
+/// For people (e-mails, reports): `EUR 12.50`, `JPY 1200`, `EUR -0.05`.
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let exponent = self.currency.exponent();
+        let sign = if self.amount < 0 { "-" } else { "" };
+        let units = self.amount.unsigned_abs();
+        if exponent == 0 {
+            return write!(f, "{} {sign}{units}", self.currency);
+        }
+        let scale = 10_u64.pow(exponent);
+        let width = exponent as usize;
+        write!(f, "{} {sign}{}.{:0width$}", self.currency, units / scale, units % scale)
+    }
+}
+
 /// What is wrong with an amount of money.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MoneyError {
@@ -118,6 +150,16 @@ mod tests {
         let usd = Currency::parse("USD").unwrap_or(Currency::EUR);
         assert_eq!(Money::new(1, Currency::EUR).checked_add(Money::new(1, usd)), Err(MoneyError::CurrencyMismatch));
         assert_eq!(Money::new(150, Currency::EUR).checked_add(Money::new(250, Currency::EUR)), Ok(Money::new(400, Currency::EUR)));
+    }
+
+    #[test]
+    fn money_is_shown_with_its_currency_s_decimals() {
+        let code = |text| Currency::parse(text).unwrap_or(Currency::EUR);
+        assert_eq!(Money::new(1250, Currency::EUR).to_string(), "EUR 12.50");
+        assert_eq!(Money::new(-5, Currency::EUR).to_string(), "EUR -0.05");
+        assert_eq!(Money::new(1200, code("JPY")).to_string(), "JPY 1200");
+        assert_eq!(Money::new(1_005, code("KWD")).to_string(), "KWD 1.005");
+        assert_eq!(Money::new(i64::MIN, Currency::EUR).to_string(), "EUR -92233720368547758.08");
     }
 
     #[test]

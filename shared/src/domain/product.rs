@@ -103,6 +103,9 @@ pub struct Product {
     pub price: Money,
     /// Units in stock, never below zero.
     pub stock: u32,
+    /// The stock at or below which the admins are alerted, once each time the stock falls to it.
+    #[serde(default = "default_low_stock_threshold")]
+    pub low_stock_threshold: u32,
     /// Incremented on every write; the `ETag` is made from it.
     pub version: u64,
     /// When it was created.
@@ -126,6 +129,15 @@ pub struct NewProduct {
     pub price: Money,
     /// Units in stock.
     pub stock: u32,
+    /// The low-stock alert's threshold ([`DEFAULT_LOW_STOCK_THRESHOLD`] unless set).
+    pub low_stock_threshold: u32,
+}
+
+/// The low-stock threshold of a product that names none: a few days of sales for a small shop.
+pub const DEFAULT_LOW_STOCK_THRESHOLD: u32 = 5;
+
+const fn default_low_stock_threshold() -> u32 {
+    DEFAULT_LOW_STOCK_THRESHOLD
 }
 
 impl NewProduct {
@@ -161,7 +173,15 @@ impl NewProduct {
             category,
             price,
             stock,
+            low_stock_threshold: DEFAULT_LOW_STOCK_THRESHOLD,
         })
+    }
+
+    /// These fields with a low-stock threshold.
+    #[must_use]
+    pub fn with_low_stock_threshold(mut self, threshold: u32) -> Self {
+        self.low_stock_threshold = threshold;
+        self
     }
 
     /// The product this becomes when created with `id` at `now`.
@@ -174,6 +194,7 @@ impl NewProduct {
             category: self.category,
             price: self.price,
             stock: self.stock,
+            low_stock_threshold: self.low_stock_threshold,
             version: 1,
             created_at: now,
             updated_at: now,

@@ -41,6 +41,8 @@ pub struct ProductView {
     pub price: MoneyView,
     /// Units in stock.
     pub stock: u32,
+    /// The stock at or below which the admins are alerted.
+    pub low_stock_threshold: u32,
     /// Its version (the `ETag` is `"<version>"`).
     pub version: u64,
     /// When it was created (RFC 3339, UTC).
@@ -78,6 +80,7 @@ impl From<&Product> for ProductView {
             category: product.category.to_string(),
             price: MoneyView { amount: product.price.amount, currency: product.price.currency.to_string() },
             stock: product.stock,
+            low_stock_threshold: product.low_stock_threshold,
             version: product.version,
             created_at: rfc3339(product.created_at),
             updated_at: rfc3339(product.updated_at),
@@ -155,6 +158,9 @@ pub struct ProductBody {
     pub price: MoneyBody,
     /// Units in stock.
     pub stock: u32,
+    /// The stock at or below which the admins are alerted (default 5).
+    #[serde(default)]
+    pub low_stock_threshold: Option<u32>,
 }
 
 impl ProductBody {
@@ -168,7 +174,11 @@ impl ProductBody {
             detail: "an ISO 4217 code of three upper-case letters".to_owned(),
         })?;
         let price = Money::new(self.price.amount, currency);
-        Ok(NewProduct::new(&self.sku, &self.name, &self.description, &self.category, price, self.stock)?)
+        let fields = NewProduct::new(&self.sku, &self.name, &self.description, &self.category, price, self.stock)?;
+        Ok(match self.low_stock_threshold {
+            Some(threshold) => fields.with_low_stock_threshold(threshold),
+            None => fields,
+        })
     }
 }
 
