@@ -100,6 +100,35 @@ fn event_id_of(body: &str) -> String {
     id.chars().take(160).collect()
 }
 
+/// A test-only fault of the native hosts' consumers: after this many handled deliveries, before the batch is
+/// settled, the process exits at once (status 70), as a crash in the middle of a batch would, so the batch is
+/// delivered again. Hosts build it from their configuration only in debug builds; release builds never crash.
+#[cfg(not(target_arch = "wasm32"))]
+#[derive(Debug, Default)]
+pub struct CrashAfter(Option<std::sync::atomic::AtomicU32>);
+
+#[cfg(not(target_arch = "wasm32"))]
+impl CrashAfter {
+    /// Never crash (a `const`, for statics).
+    pub const fn never() -> Self {
+        Self(None)
+    }
+
+    /// Crash after `jobs` handled deliveries, or never.
+    pub fn new(jobs: Option<u32>) -> Self {
+        Self(jobs.map(std::sync::atomic::AtomicU32::new))
+    }
+
+    /// Counts one handled delivery, and exits the process when it was the last one allowed.
+    pub fn handled_one(&self) {
+        let Some(left) = &self.0 else { return };
+        if left.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+            tracing::error!("test fault: the consumer crashes now, in the middle of its batch, before settling it");
+            std::process::exit(70);
+        }
+    }
+}
+
 /// Every queue consumer and scheduled job of a host, built once per instance.
 #[derive(Clone)]
 pub struct Jobs<S> {

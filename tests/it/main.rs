@@ -11,6 +11,5 @@ mod bad_input;
 mod catalog;
 mod commerce;
 mod crash;
-mod privacy_queue;
 mod router;
 mod stripe_host;

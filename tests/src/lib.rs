@@ -15,7 +15,6 @@
 
 pub mod host_process;
 pub mod mail_sink;
-pub mod privacy_queue;
 pub mod store_scan;
 
 use std::io::Write as _;
@@ -100,21 +99,6 @@ pub fn admin_email() -> String {
     match std::env::var(ADMIN_EMAIL_VAR) {
         Ok(email) if !email.trim().is_empty() => email.trim().to_owned(),
         _ => panic!("{ADMIN_EMAIL_VAR} must name the host's first admin to run the admin scenarios against {BASE_URL_VAR}"),
-    }
-}
-
-/// The host's privacy queue: the in-process host's SQLite file, else what [`privacy_queue::PRIVACY_QUEUE_VAR`] names.
-///
-/// # Panics
-/// When driving a base URL and the variable is unset or malformed.
-pub fn privacy_queue() -> privacy_queue::PrivacyQueue {
-    use privacy_queue::{PRIVACY_QUEUE_VAR, PrivacyQueue};
-    if let Some(data) = &target().data {
-        return PrivacyQueue::Sqlite(data.clone());
-    }
-    match std::env::var(PRIVACY_QUEUE_VAR) {
-        Ok(text) => PrivacyQueue::parse(&text).unwrap_or_else(|error| panic!("{error:#}")),
-        Err(_) => panic!("{PRIVACY_QUEUE_VAR} must name the host's privacy queue to check what {BASE_URL_VAR} enqueues"),
     }
 }
 

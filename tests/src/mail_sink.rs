@@ -1,7 +1,12 @@
 //! Where a host's mail arrives, read back for the scenarios that check each e-mail went out exactly once.
 //!
 //! The in-process host's `.eml` folder is known; a host at a base URL names its sink in `STOREFRONT_MAIL_SINK`:
-//! - `eml:<folder>`: a folder of `.eml` files (the local host's `--mail-dir`, by default `<data file>.mail`).
+//! - `eml:<folder>`: a folder of `.eml` files (the local host's `--mail-dir`, by default `<data file>.mail`);
+//! - `wrangler-eml:<folder>`: the `.eml` files `wrangler dev` writes for the Workers `send_email` binding, in
+//!   that folder or below it (the simulator gives every message a `Message-ID` of its own, so the mail's own is
+//!   not there to check: [`MailSink::keeps_message_id`]);
+//! - `moto:<base URL>`: moto's record of what its SES v2 was given (`GET <base>/moto-api/data.json`, raw sends
+//!   under `ses` → `RawMessage`, each with its `raw_data`), the Lambda tier's real SES client talking to moto.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,6 +21,10 @@ pub const MAIL_SINK_VAR: &str = "STOREFRONT_MAIL_SINK";
 pub enum MailSink {
     /// A folder of `.eml` files.
     Eml(PathBuf),
+    /// `wrangler dev`'s `.eml` files, anywhere below this folder.
+    WranglerEml(PathBuf),
+    /// moto's server at this base URL.
+    Moto(String),
 }
 
 /// One message as it arrived.
@@ -41,18 +50,27 @@ impl MailSink {
     pub fn parse(text: &str) -> anyhow::Result<Self> {
         match text.trim().split_once(':') {
             Some(("eml", folder)) if !folder.is_empty() => Ok(Self::Eml(PathBuf::from(folder))),
-            _ => anyhow::bail!("{MAIL_SINK_VAR} must be eml:<folder>, not {text:?}"),
+            Some(("wrangler-eml", folder)) if !folder.is_empty() => Ok(Self::WranglerEml(PathBuf::from(folder))),
+            Some(("moto", base)) if base.starts_with("http://127.0.0.1:") => Ok(Self::Moto(base.trim_end_matches('/').to_owned())),
+            _ => anyhow::bail!("{MAIL_SINK_VAR} must be eml:<folder> or moto:http://127.0.0.1:<port>, not {text:?}"),
         }
+    }
+
+    /// Whether the sink keeps each mail's own `Message-ID` (`wrangler dev`'s simulator replaces it).
+    pub fn keeps_message_id(&self) -> bool {
+        !matches!(self, Self::WranglerEml(_))
     }
 
     /// Every message in the sink now.
     ///
     /// # Errors
     /// When the sink cannot be read.
-    pub fn messages(&self) -> anyhow::Result<Vec<Received>> {
+    pub async fn messages(&self) -> anyhow::Result<Vec<Received>> {
         let raws = match self {
             Self::Eml(folder) if !folder.exists() => Vec::new(),
             Self::Eml(folder) => shared::adapters::eml::read_folder(folder)?,
+            Self::Moto(base) => moto_raw_messages(base).await?,
+            Self::WranglerEml(folder) => eml_files_below(folder)?,
         };
         Ok(raws.iter().filter_map(|raw| parse(raw)).collect())
     }
@@ -67,6 +85,7 @@ impl MailSink {
         loop {
             let found: Vec<Received> = self
                 .messages()
+                .await
                 .unwrap_or_else(|error| panic!("reading the mail sink {self:?}: {error:#}"))
                 .into_iter()
                 .filter(|message| message.subject.contains(needle))
@@ -77,6 +96,43 @@ impl MailSink {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
+}
+
+/// Every `.eml` file in `folder` and below it (none when it does not exist).
+fn eml_files_below(folder: &std::path::Path) -> anyhow::Result<Vec<Vec<u8>>> {
+    let mut found = Vec::new();
+    let mut pending = vec![folder.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|extension| extension == "eml") {
+                // A file the simulator removed between the listing and the read is simply not there.
+                if let Ok(raw) = std::fs::read(&path) {
+                    found.push(raw);
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The raw messages moto's SES was given, from its state dump.
+async fn moto_raw_messages(base: &str) -> anyhow::Result<Vec<Vec<u8>>> {
+    use anyhow::Context as _;
+    let url = format!("{base}/moto-api/data.json");
+    let answer = reqwest::get(&url).await.with_context(|| format!("GET {url}"))?;
+    anyhow::ensure!(answer.status().is_success(), "GET {url} answered {}", answer.status());
+    let state: serde_json::Value = answer.json().await.with_context(|| format!("GET {url} is not JSON"))?;
+    let sent = state.pointer("/ses/RawMessage").cloned().unwrap_or(serde_json::Value::Null);
+    let records: Vec<serde_json::Value> = match sent {
+        serde_json::Value::Array(records) => records,
+        serde_json::Value::Object(by_id) => by_id.into_values().collect(),
+        _ => Vec::new(),
+    };
+    Ok(records.iter().filter_map(|record| record.get("raw_data").and_then(serde_json::Value::as_str)).map(|raw| raw.as_bytes().to_vec()).collect())
 }
 
 fn parse(raw: &[u8]) -> Option<Received> {

@@ -1,8 +1,9 @@
 //! The Lambda host crate, the AWS Lambda bootstrap every function's `main.rs` calls (feature `aws`): typed
 //! configuration read once from the environment Lambda sets, the SDK clients built once per cold start, and the
-//! four entry shapes, [`run_http`] (`lambda_http` around a function's router, publishing committed outbox events
-//! to the queues it is given), [`run_jobs`] (a `lambda_runtime` SQS consumer that reports partial batch
-//! failures), [`run_outbox_relay`] (a scheduled `lambda_runtime` function that publishes what is left in the
+//! entry shapes, [`run_http`] (`lambda_http` around a function's router, publishing committed outbox events
+//! to the queues it is given), [`run_jobs`], [`run_order_events`] and [`run_privacy`] (`lambda_runtime` SQS
+//! consumers that report partial batch failures; the last two mail through SES), [`run_sales_report`] (the daily
+//! report on a schedule), [`run_outbox_relay`] (a scheduled `lambda_runtime` function that publishes what is left in the
 //! outbox) and [`run_checkout_sweep`] (a scheduled `lambda_runtime` function that settles the orders a checkout
 //! left reserved).
 //! It holds wiring only: no rule lives here, and nothing below it reads the environment.
@@ -90,6 +91,26 @@ pub const PRIVACY_QUEUE_URL: &str = "PRIVACY_QUEUE_URL";
 /// Only producers read it: nothing here receives from the orders queue.
 pub const ORDERS_QUEUE_URL: &str = "ORDERS_QUEUE_URL";
 
+/// The orders queue's dead-letter queue's URL (a FIFO queue), for the order-events function: events that can
+/// never succeed are copied there at once.
+pub const ORDERS_DEAD_LETTER_QUEUE_URL: &str = "ORDERS_DEAD_LETTER_QUEUE_URL";
+/// The privacy queue's dead-letter queue's URL (a FIFO queue), for the privacy function.
+pub const PRIVACY_DEAD_LETTER_QUEUE_URL: &str = "PRIVACY_DEAD_LETTER_QUEUE_URL";
+/// The sender of the shop's mail, an SES verified identity (the address or its domain); unset or empty for
+/// `shop@storefront.test`. `template.yaml` sets it from `MailFrom` and scopes the SES permission to it.
+pub const STOREFRONT_MAIL_FROM: &str = "STOREFRONT_MAIL_FROM";
+/// More addresses (comma-separated) that get the admins' mail besides [`auth::STOREFRONT_ADMIN_EMAIL`].
+pub const STOREFRONT_ALERTS_TO: &str = "STOREFRONT_ALERTS_TO";
+/// SES v2's endpoint, overriding [`AWS_ENDPOINT_URL`]; for local emulators only.
+pub const AWS_ENDPOINT_URL_SESV2: &str = "AWS_ENDPOINT_URL_SESV2";
+/// Test fault, read by debug builds only: when the order-events function has handled the first delivery of an
+/// event of an order whose id starts with this, it fails the whole invocation before answering its batch, as a
+/// crash in the middle of a batch would, so SQS delivers the batch again. Once per order on the machine (a marker
+/// file in the temporary directory), so the redelivery, whichever instance takes it, goes through.
+pub const STOREFRONT_FAULT_CRASH_ORDERS: &str = "STOREFRONT_FAULT_CRASH_ORDERS";
+/// Test fault, read by debug builds only: events of orders whose id starts with this always fail.
+pub const STOREFRONT_FAULT_POISON_ORDERS: &str = "STOREFRONT_FAULT_POISON_ORDERS";
+
 /// The most outbox events one run of the relay publishes: at a few milliseconds each, a run stays well inside
 /// the function's timeout, and a backlog larger than this is worked off over the next scheduled runs.
 pub const RELAY_MAX_PER_RUN: usize = 500;
@@ -134,6 +155,7 @@ pub struct AwsConfig {
     credentials: Credentials,
     dynamodb_endpoint: Option<String>,
     sqs_endpoint: Option<String>,
+    ses_endpoint: Option<String>,
 }
 
 impl AwsConfig {
@@ -154,7 +176,8 @@ impl AwsConfig {
             region: Region::new(required(AWS_REGION)?),
             credentials,
             dynamodb_endpoint: optional(AWS_ENDPOINT_URL_DYNAMODB).or_else(|| shared_endpoint.clone()),
-            sqs_endpoint: optional(AWS_ENDPOINT_URL_SQS).or(shared_endpoint),
+            sqs_endpoint: optional(AWS_ENDPOINT_URL_SQS).or_else(|| shared_endpoint.clone()),
+            ses_endpoint: optional(AWS_ENDPOINT_URL_SESV2).or(shared_endpoint),
         })
     }
 
@@ -182,6 +205,19 @@ impl AwsConfig {
             builder = builder.endpoint_url(endpoint);
         }
         aws_sdk_sqs::Client::from_conf(builder.build())
+    }
+
+    /// An SES v2 client on `http`. Makes no request.
+    pub fn ses(&self, http: &SharedHttpClient) -> aws_sdk_sesv2::Client {
+        let mut builder = aws_sdk_sesv2::Config::builder()
+            .behavior_version(aws_sdk_sesv2::config::BehaviorVersion::latest())
+            .region(self.region.clone())
+            .credentials_provider(self.credentials.clone())
+            .http_client(http.clone());
+        if let Some(endpoint) = &self.ses_endpoint {
+            builder = builder.endpoint_url(endpoint);
+        }
+        aws_sdk_sesv2::Client::from_conf(builder.build())
     }
 }
 
@@ -489,7 +525,182 @@ pub fn run_jobs() -> Result<(), Error> {
         let queue = SqsJobQueue::new(cfg.aws.sqs(&http), cfg.queue_url, cfg.dead_letter_url, QueueSettings::default())?;
         let queue = &queue;
         lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<SqsEvent>| async move {
-            handle_batch(queue, event.payload).await
+            handle_batch(queue, event.payload, |delivery| async move { shared::jobs::handle(&delivery).await }, never_crash).await
+        }))
+        .await
+    })
+}
+
+/// The crash fault of builds that have none.
+fn never_crash(_delivery: &Delivery) -> bool {
+    false
+}
+
+/// The test fault of [`STOREFRONT_FAULT_CRASH_ORDERS`]: whether to crash after handling `delivery`.
+#[cfg(debug_assertions)]
+fn crash_once(prefix: Option<&str>, delivery: &Delivery) -> bool {
+    let Some(prefix) = prefix else { return false };
+    let order_id = serde_json::from_str::<serde_json::Value>(&delivery.body)
+        .ok()
+        .and_then(|body| body.get("order_id").and_then(serde_json::Value::as_str).map(str::to_owned))
+        .filter(|order_id| order_id.starts_with(prefix) && order_id.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'-'));
+    let Some(order_id) = order_id else { return false };
+    let marker = std::env::temp_dir().join(format!("storefront-fault-crashed-{order_id}"));
+    std::fs::OpenOptions::new().write(true).create_new(true).open(marker).is_ok()
+}
+
+/// Which queue a job function consumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobQueueKind {
+    /// The orders queue: the order-events job.
+    Orders,
+    /// The privacy queue: the privacy job.
+    Privacy,
+}
+
+/// The settings every job function that mails reads: the sender and the admins.
+///
+/// # Errors
+/// Names the variable that holds something that is not an e-mail address.
+fn mail_settings() -> anyhow::Result<shared::mail::MailSettings> {
+    shared::mail::MailSettings::configured(
+        optional(STOREFRONT_MAIL_FROM).as_deref(),
+        optional(auth::STOREFRONT_ADMIN_EMAIL).as_deref(),
+        optional(STOREFRONT_ALERTS_TO).as_deref(),
+    )
+    .map_err(anyhow::Error::msg)
+}
+
+/// A job consumer's configuration (order-events, privacy), read once per cold start.
+#[derive(Debug)]
+pub struct ConsumerConfig {
+    /// Where the table, the queues and SES are and as whom the function reaches them.
+    pub aws: AwsConfig,
+    /// The table.
+    pub table: String,
+    /// The consumed queue's URL.
+    pub queue_url: String,
+    /// Its dead-letter queue's URL.
+    pub dead_letter_url: String,
+    /// The sender and the admins.
+    pub mail: shared::mail::MailSettings,
+}
+
+impl ConsumerConfig {
+    /// Reads the configuration of the consumer of `kind`'s queue.
+    ///
+    /// # Errors
+    /// Names the first variable that is missing or invalid.
+    pub fn from_env(kind: JobQueueKind) -> anyhow::Result<Self> {
+        let (queue_url, dead_letter_url) = match kind {
+            JobQueueKind::Orders => (required(ORDERS_QUEUE_URL)?, required(ORDERS_DEAD_LETTER_QUEUE_URL)?),
+            JobQueueKind::Privacy => (required(PRIVACY_QUEUE_URL)?, required(PRIVACY_DEAD_LETTER_QUEUE_URL)?),
+        };
+        Ok(Self { aws: AwsConfig::from_env()?, table: required(TABLE_NAME)?, queue_url, dead_letter_url, mail: mail_settings()? })
+    }
+}
+
+/// The test faults of a debug build, the crash's and the poison's order id prefixes (`None`s in release builds,
+/// which never read them).
+fn faults() -> (Option<String>, Option<String>) {
+    #[cfg(debug_assertions)]
+    return (optional(STOREFRONT_FAULT_CRASH_ORDERS), optional(STOREFRONT_FAULT_POISON_ORDERS));
+    #[cfg(not(debug_assertions))]
+    (None, None)
+}
+
+/// The jobs on the table, mailing through SES.
+fn jobs(aws: &AwsConfig, http: &SharedHttpClient, table: &str, mail: shared::mail::MailSettings) -> shared::jobs::Jobs<DynamoItemStore> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = DynamoItemStore::new(aws.dynamodb(http), table, clock.clone());
+    let mailer = Arc::new(shared::adapters::ses::SesMailer::new(aws.ses(http)));
+    shared::jobs::Jobs::new(store, mailer, clock, mail)
+}
+
+/// Runs the order-events function: the orders queue's consumer (partial batch failures).
+///
+/// # Errors
+/// When the configuration is incomplete or the runtime stops with an error.
+pub fn run_order_events() -> Result<(), Error> {
+    run_consumer(JobQueueKind::Orders)
+}
+
+/// Runs the privacy function: the privacy queue's consumer (partial batch failures).
+///
+/// # Errors
+/// When the configuration is incomplete or the runtime stops with an error.
+pub fn run_privacy() -> Result<(), Error> {
+    run_consumer(JobQueueKind::Privacy)
+}
+
+fn run_consumer(kind: JobQueueKind) -> Result<(), Error> {
+    init_logs();
+    runtime()?.block_on(async move {
+        let cfg = ConsumerConfig::from_env(kind)?;
+        let http = https_client()?;
+        let queue = SqsJobQueue::new(cfg.aws.sqs(&http), cfg.queue_url.clone(), cfg.dead_letter_url.clone(), QueueSettings::default())?;
+        let (crash_prefix, poison) = faults();
+        let jobs = jobs(&cfg.aws, &http, &cfg.table, cfg.mail).with_poison_prefix(poison);
+        let (queue, jobs, crash_prefix) = (&queue, &jobs, &crash_prefix);
+        lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<SqsEvent>| async move {
+            let handle = |delivery: Delivery| async move {
+                match kind {
+                    JobQueueKind::Orders => jobs.orders(&delivery).await,
+                    JobQueueKind::Privacy => jobs.privacy(&delivery).await,
+                }
+            };
+            #[cfg(debug_assertions)]
+            let crash = |delivery: &Delivery| kind == JobQueueKind::Orders && crash_once(crash_prefix.as_deref(), delivery);
+            #[cfg(not(debug_assertions))]
+            let crash = {
+                let _ = crash_prefix;
+                never_crash
+            };
+            handle_batch(queue, event.payload, handle, crash).await
+        }))
+        .await
+    })
+}
+
+/// The sales-report function's configuration, read once per cold start.
+#[derive(Debug)]
+pub struct ReportConfig {
+    /// Where the table and SES are and as whom the function reaches them.
+    pub aws: AwsConfig,
+    /// The table.
+    pub table: String,
+    /// The sender and the admins.
+    pub mail: shared::mail::MailSettings,
+}
+
+impl ReportConfig {
+    /// Reads the configuration.
+    ///
+    /// # Errors
+    /// Names the first variable that is missing or invalid.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Ok(Self { aws: AwsConfig::from_env()?, table: required(TABLE_NAME)?, mail: mail_settings()? })
+    }
+}
+
+/// Runs the sales-report function: on every invocation (the daily EventBridge schedule's event; any JSON payload
+/// is accepted and ignored) closes yesterday's report (UTC) once and mails it to the admins once, answering what
+/// it did (`shared::jobs::reports::ReportRun`). A failed run answers an error, so EventBridge retries it.
+///
+/// # Errors
+/// When the configuration is incomplete or the runtime stops with an error.
+pub fn run_sales_report() -> Result<(), Error> {
+    init_logs();
+    runtime()?.block_on(async move {
+        let cfg = ReportConfig::from_env()?;
+        let http = https_client()?;
+        let jobs = jobs(&cfg.aws, &http, &cfg.table, cfg.mail);
+        let jobs = &jobs;
+        lambda_runtime::run(lambda_runtime::service_fn(move |_event: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
+            jobs.sales_report().await.map_err(|error| {
+                tracing::error!(error = %error, "the sales report job failed");
+                Error::from(error.to_string())
+            })
         }))
         .await
     })
@@ -720,20 +931,36 @@ fn to_delivery(message: SqsMessage) -> Option<Delivery> {
     })
 }
 
-/// Handles a batch with [`shared::jobs::handle`] and says which messages failed, so that one bad message never
-/// fails its batch-mates: `Ack` is left out of the failures (the event source mapping deletes it); `Retry`
-/// is reported (SQS delivers it again after the queue's visibility timeout, which stands in for the retry
-/// delay, and its redrive policy dead-letters it after `maxReceiveCount` deliveries); `DeadLetter` is copied
-/// to the dead-letter queue and then left out, or reported when the copy fails, so nothing is dropped.
-/// Each message is its own FIFO group (see `SqsJobQueue`), so a failure holds back no other message.
+/// Handles a batch with `handle` (a queue's consumer from `shared::jobs`) and says which messages failed, so
+/// that one bad message never fails its batch-mates: `Ack` is left out of the failures (the event source mapping
+/// deletes it); `Retry` is reported (SQS delivers it again after the queue's visibility timeout, which stands in
+/// for the retry delay, and its redrive policy dead-letters it after `maxReceiveCount` deliveries); `DeadLetter`
+/// is copied to the dead-letter queue and then left out, or reported when the copy fails, so nothing is dropped.
+/// Each message is its own FIFO group (see `SqsJobQueue`), so a failure holds back no other message. `crash` is
+/// the test fault of debug builds (always `false` otherwise): when it says so after a handled delivery, the
+/// invocation fails as a whole, unanswered, as a crash would.
 ///
 /// # Errors
 /// When a record has no message id: it could not be reported on its own, so the whole batch is retried.
-pub async fn handle_batch(queue: &SqsJobQueue, event: SqsEvent) -> Result<SqsBatchResponse, Error> {
+pub async fn handle_batch<H, F, C>(queue: &SqsJobQueue, event: SqsEvent, handle: H, crash: C) -> Result<SqsBatchResponse, Error>
+where
+    H: Fn(Delivery) -> F,
+    F: std::future::Future<Output = Outcome>,
+    C: Fn(&Delivery) -> bool,
+{
     let mut response = SqsBatchResponse::default();
+    let mut handled = Vec::new();
     for message in event.records {
         let delivery = to_delivery(message).ok_or("an SQS record without a message id")?;
-        let failed = match shared::jobs::handle(&delivery).await {
+        let outcome = handle(delivery.clone()).await;
+        if crash(&delivery) {
+            tracing::error!(message_id = %delivery.message_id, "test fault: the consumer crashes now, in the middle of its batch, before answering it");
+            return Err("test fault: a crash in the middle of a batch".into());
+        }
+        handled.push((delivery, outcome));
+    }
+    for (delivery, outcome) in handled {
+        let failed = match outcome {
             Outcome::Ack => false,
             Outcome::Retry { .. } => true,
             Outcome::DeadLetter { reason } => match queue.copy_to_dead_letters(&delivery, &reason).await {
@@ -762,6 +989,10 @@ mod tests {
     use shared::ports::{Clock as _, IdGen as _};
 
     use super::*;
+
+    async fn generic_job(delivery: Delivery) -> Outcome {
+        shared::jobs::handle(&delivery).await
+    }
 
     /// The Mozilla roots whose subject names an AWS root, as PEM, in the order `webpki-root-certs` lists them.
     fn mozilla_aws_roots_pem() -> String {
@@ -879,7 +1110,7 @@ mod tests {
     async fn a_dead_letter_that_cannot_be_copied_is_reported_not_dropped() {
         let mut event = SqsEvent::default();
         event.records = vec![record("m1", "not json")];
-        let response = handle_batch(&unreachable_queue(), event).await.unwrap_or_else(|error| panic!("{error}"));
+        let response = handle_batch(&unreachable_queue(), event, generic_job, never_crash).await.unwrap_or_else(|error| panic!("{error}"));
         let failed: Vec<_> = response.batch_item_failures.iter().map(|failure| failure.item_identifier.as_str()).collect();
         assert_eq!(failed, ["m1"]);
     }
@@ -888,7 +1119,7 @@ mod tests {
     async fn a_record_without_an_id_fails_the_whole_batch() {
         let mut event = SqsEvent::default();
         event.records = vec![SqsMessage::default()];
-        assert!(handle_batch(&unreachable_queue(), event).await.is_err());
+        assert!(handle_batch(&unreachable_queue(), event, generic_job, never_crash).await.is_err());
     }
 
     /// The emulators' endpoints (`scripts/aws-emulators.sh env` sets both), or `None` to skip.
@@ -916,6 +1147,8 @@ mod tests {
             credentials: Credentials::new("storefrontlocal", "storefrontlocal", None, None, "static"),
             dynamodb_endpoint: Some(dynamodb.to_owned()),
             sqs_endpoint: Some(sqs.to_owned()),
+            // moto serves SES v2 beside SQS.
+            ses_endpoint: Some(sqs.to_owned()),
         }
     }
 
@@ -938,6 +1171,40 @@ mod tests {
     async fn bodies_on(queue: &SqsJobQueue) -> Vec<String> {
         use shared::ports::JobInbox as _;
         queue.receive(10).await.unwrap_or_else(|error| panic!("{error:?}")).into_iter().map(|delivery| delivery.body).collect()
+    }
+
+    /// The mailer contract (`shared::contract::mailer`) for the SES v2 adapter, on moto's SESv2: the sender is made
+    /// a verified identity first, as on AWS, and the messages are read back from moto's record of what it was given.
+    #[tokio::test]
+    async fn the_ses_mailer_keeps_the_mailer_contract_on_moto() {
+        use shared::contract::mailer::{MailerFixture, check, mails, send_all};
+        let Some((dynamodb, sqs)) = emulators("the SES mailer on moto") else { return };
+        let aws = emulator_config(&dynamodb, &sqs);
+        let http = https_client().unwrap_or_else(|error| panic!("{error:#}"));
+        let run = uuid::Uuid::now_v7().simple().to_string();
+        let fixture = MailerFixture { from: format!("shop-{run}@contract.test"), namespace: run.clone(), keeps_message_id: true };
+        let client = aws.ses(&http);
+        let mailer = shared::adapters::ses::SesMailer::new(client.clone());
+        let sent = mails(&fixture).unwrap_or_else(|error| panic!("{error}"));
+        let refused = shared::ports::Mailer::send(&mailer, &sent[0]).await;
+        assert!(matches!(refused, Err(shared::ports::MailError::Rejected(_))), "an unverified sender was not refused for good: {refused:?}");
+        client.create_email_identity().email_identity(&fixture.from).send().await.unwrap_or_else(|error| panic!("{error:?}"));
+        send_all(&mailer, &sent).await.unwrap_or_else(|error| panic!("{error}"));
+        let state: serde_json::Value = reqwest::get(format!("{sqs}/moto-api/data.json"))
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .unwrap_or_else(|error| panic!("{error}"))
+            .json()
+            .await
+            .unwrap_or_else(|error| panic!("{error}"));
+        let records = match state.pointer("/ses/RawMessage").cloned() {
+            Some(serde_json::Value::Array(records)) => records,
+            Some(serde_json::Value::Object(by_id)) => by_id.into_values().collect(),
+            other => panic!("moto keeps no raw messages: {other:?}"),
+        };
+        let delivered: Vec<Vec<u8>> = records.iter().filter_map(|record| record.get("raw_data")?.as_str()).map(|raw| raw.as_bytes().to_vec()).collect();
+        let reports = check(&fixture, &sent, &delivered);
+        assert!(reports.iter().all(|report| report.outcome.is_ok()), "{}", shared::contract::failures(&reports));
     }
 
     #[tokio::test]
@@ -1107,7 +1374,7 @@ mod tests {
         let job = |outcome: &str| format!("{{\"type\":\"{}\",\"outcome\":\"{outcome}\"}}", shared::jobs::TESTKIT_KIND);
         let mut event = SqsEvent::default();
         event.records = vec![record("a", &job("ack")), record("b", &job("retry")), record("c", &job("ack"))];
-        let response = handle_batch(&unreachable_queue(), event).await.unwrap_or_else(|error| panic!("{error}"));
+        let response = handle_batch(&unreachable_queue(), event, generic_job, never_crash).await.unwrap_or_else(|error| panic!("{error}"));
         let failed: Vec<_> = response.batch_item_failures.iter().map(|failure| failure.item_identifier.as_str()).collect();
         assert_eq!(failed, ["b"]);
     }

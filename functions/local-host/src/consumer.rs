@@ -5,35 +5,14 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use shared::jobs::CrashAfter;
 use shared::ports::{Delivery, JobInbox, Outcome};
 use tokio::sync::watch;
 
 /// The most jobs taken per receive.
 const BATCH: usize = 10;
-
-/// A test-only fault: after this many handled deliveries, before settling them, the process exits at once,
-/// as a crash in the middle of a batch would (the batch is delivered again after the visibility timeout).
-/// Only debug builds read it (`--fault-crash-after-jobs`).
-#[derive(Debug, Default)]
-pub struct CrashAfter(Option<AtomicU32>);
-
-impl CrashAfter {
-    /// Crash after `jobs` handled deliveries, or never.
-    pub fn new(jobs: Option<u32>) -> Self {
-        Self(jobs.map(AtomicU32::new))
-    }
-
-    fn handled_one(&self) {
-        let Some(left) = &self.0 else { return };
-        if left.fetch_sub(1, Ordering::SeqCst) == 1 {
-            tracing::error!("test fault: the consumer crashes now, in the middle of its batch, before settling it");
-            std::process::exit(70);
-        }
-    }
-}
 
 /// Consumes `queue` with `handle` until `stop` turns true, polling every `idle` when the queue is empty.
 pub async fn run<Q, H, F>(queue: Q, handle: H, crash: Arc<CrashAfter>, idle: Duration, mut stop: watch::Receiver<bool>)

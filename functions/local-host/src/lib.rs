@@ -352,7 +352,7 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
     let jobs_queue: SqliteJobQueue = db.job_queue(JOBS_QUEUE, QueueSettings::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let idle = Duration::from_millis(200);
-    let no_crash = Arc::new(consumer::CrashAfter::default());
+    let no_crash = Arc::new(shared::jobs::CrashAfter::default());
     let generic = |delivery: shared::ports::Delivery| async move { shared::jobs::handle(&delivery).await };
     let consumer = tokio::spawn(consumer::run(jobs_queue, generic, no_crash.clone(), idle, stop_rx.clone()));
     let order_jobs = jobs.clone();
@@ -360,7 +360,7 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
         let jobs = order_jobs.clone();
         async move { jobs.orders(&delivery).await }
     };
-    let orders_consumer = tokio::spawn(consumer::run(orders_queue, orders_handler, Arc::new(consumer::CrashAfter::new(crash_after)), idle, stop_rx.clone()));
+    let orders_consumer = tokio::spawn(consumer::run(orders_queue, orders_handler, Arc::new(shared::jobs::CrashAfter::new(crash_after)), idle, stop_rx.clone()));
     let privacy_jobs = jobs.clone();
     let privacy_handler = move |delivery: shared::ports::Delivery| {
         let jobs = privacy_jobs.clone();

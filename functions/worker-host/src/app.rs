@@ -190,14 +190,25 @@ pub(crate) async fn tick(cron: &str, env: &Env) {
             return;
         }
     };
-    let (relay, housekeeping) = match cron {
-        config::RELAY_CRON => (true, false),
-        config::HOUSEKEEPING_CRON => (false, true),
+    let (relay, housekeeping, report) = match cron {
+        config::RELAY_CRON => (true, false, false),
+        config::HOUSEKEEPING_CRON => (false, true, false),
+        config::REPORT_CRON => (false, false, true),
         _ => {
             tracing::warn!(cron, "a cron schedule this build does not know; running every scheduled task");
-            (true, true)
+            (true, true, true)
         }
     };
+    if report {
+        match jobs(env, &state) {
+            Ok(jobs) => match jobs.sales_report().await {
+                // The job logs what it did ("sales report", with closed_now and mailed_now).
+                Ok(_) => {}
+                Err(error) => tracing::error!(cron, error = %error, "the sales report job failed; the next day's run closes the day before only"),
+            },
+            Err(error) => tracing::error!(cron, error = ?error, "the sales report job cannot be built"),
+        }
+    }
     if relay {
         relay_outbox(cron, &state).await;
         sweep_checkouts(cron, &state).await;
@@ -205,6 +216,31 @@ pub(crate) async fn tick(cron: &str, env: &Env) {
     if housekeeping {
         housekeep(cron, env, &state, cache.as_ref()).await;
     }
+}
+
+/// The jobs on the state's store, mailing through the `send_email` binding, with the sender and admins of the
+/// Worker's variables.
+///
+/// # Errors
+/// When the `send_email` binding is missing or a mail setting is not an address.
+pub(crate) fn jobs(env: &Env, state: &AppState<Store>) -> anyhow::Result<shared::jobs::Jobs<Store>> {
+    let binding = env.send_email(config::EMAIL_BINDING).map_err(|_| anyhow::anyhow!("the send_email binding {} must be set", config::EMAIL_BINDING))?;
+    let settings = shared::mail::MailSettings::configured(
+        config::optional_var(env, config::MAIL_FROM_BINDING).as_deref(),
+        config::optional_var(env, config::ADMIN_EMAIL_BINDING).as_deref(),
+        config::optional_var(env, config::ALERTS_TO_BINDING).as_deref(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let mailer = Arc::new(crate::platform::BindingMailer::new(binding));
+    let jobs = shared::jobs::Jobs::new(state.store.clone(), mailer, Arc::clone(&state.clock), settings);
+    #[cfg(feature = "testkit")]
+    let jobs = jobs.with_poison_prefix(config::optional_var(env, config::FAULT_POISON_ORDERS_BINDING));
+    Ok(jobs)
+}
+
+/// The state a queue consumer works with (the routers are not needed).
+pub(crate) async fn state_for_jobs(env: &Env) -> anyhow::Result<AppState<Store>> {
+    build(env).await.map(|(_, state, _)| state)
 }
 
 /// Publishes up to [`RELAY_MAX_EVENTS`] outbox events; the ones whose queue fails stay for the next tick.

@@ -57,6 +57,30 @@ pub(crate) const ARGON2_PARALLELISM_BINDING: &str = argon2::ARGON2_PARALLELISM;
 /// reserved past their two minutes' grace, so a shopper whose checkout died learns its fate within about three
 /// minutes. A run that finds nothing to do costs two D1 queries.
 pub(crate) const RELAY_CRON: &str = "* * * * *";
+/// Test builds only: the orders dead-letter queue's name, so the queue handler records what reaches it.
+#[cfg(feature = "testkit")]
+pub(crate) const ORDERS_DLQ_QUEUE_BINDING: &str = "ORDERS_DLQ_QUEUE";
+/// The cron trigger of the daily sales report: 00:15 UTC, once the day's last order events are in.
+pub(crate) const REPORT_CRON: &str = "15 0 * * *";
+/// The `send_email` binding the shop's mail goes out on.
+pub(crate) const EMAIL_BINDING: &str = "EMAIL";
+/// The producer bindings of the privacy and orders queues' dead-letter queues (a message that can never succeed
+/// is sent there at once).
+pub(crate) const PRIVACY_DLQ_BINDING: &str = "PRIVACY_DLQ";
+/// See [`PRIVACY_DLQ_BINDING`].
+pub(crate) const ORDERS_DLQ_BINDING: &str = "ORDERS_DLQ";
+/// The sender of the shop's mail (a verified sender address on Cloudflare Email Routing).
+pub(crate) const MAIL_FROM_BINDING: &str = "STOREFRONT_MAIL_FROM";
+/// More admin addresses, comma-separated.
+pub(crate) const ALERTS_TO_BINDING: &str = "STOREFRONT_ALERTS_TO";
+/// Test builds only: the orders consumer fails its batch, unsettled, after first handling an event of an order
+/// whose id starts with this (a crash in the middle of a batch).
+#[cfg(feature = "testkit")]
+pub(crate) const FAULT_CRASH_ORDERS_BINDING: &str = "STOREFRONT_FAULT_CRASH_ORDERS";
+/// Test builds only: events of orders whose id starts with this always fail.
+#[cfg(feature = "testkit")]
+pub(crate) const FAULT_POISON_ORDERS_BINDING: &str = "STOREFRONT_FAULT_POISON_ORDERS";
+
 /// The cron trigger for housekeeping (expired items, the demo catalog): every 15 minutes, as before the relay.
 /// Reads ignore expired items already, so sweeping them more often would only add D1 writes.
 pub(crate) const HOUSEKEEPING_CRON: &str = "*/15 * * * *";

@@ -82,6 +82,21 @@ async fn internal_error() -> shared::http::ApiError {
     shared::http::ApiError::Internal(anyhow::anyhow!("deliberate test failure (GET /__test/internal-error)"))
 }
 
+/// Every live item of the store as `{"items": [{"pk", "sk", "data"}]}`: the scenarios scan it for what an
+/// erasure must have removed (`tests::store_scan`).
+async fn items(State(state): State<AppState<Store>>) -> Response {
+    match state.store.scan().await {
+        Ok(items) => {
+            let items: Vec<serde_json::Value> = items
+                .into_iter()
+                .map(|item| serde_json::json!({ "pk": item.key.pk, "sk": item.key.sk, "data": item.data.to_string() }))
+                .collect();
+            (StatusCode::OK, Json(serde_json::json!({ "items": items }))).into_response()
+        }
+        Err(error) => privacy_queue::internal("failed to scan the store", error),
+    }
+}
+
 /// The test-only routes.
 pub(crate) fn router(state: AppState<Store>, env: &worker::Env) -> Router {
     let queue_contract = job_queue::QueueContract::new(state.clone(), env);
@@ -89,9 +104,10 @@ pub(crate) fn router(state: AppState<Store>, env: &worker::Env) -> Router {
     let routes = Router::new()
         .route("/__test/contract", get(item_store_contract))
         .route("/__test/internal-error", get(internal_error))
+        .route("/__test/items", get(items))
         .with_state(state.clone())
         .merge(job_queue::router(queue_contract))
         .merge(privacy_queue::router(state.clone()))
-        .merge(orders_queue::router(state));
+        .merge(orders_queue::router(state, env));
     shared::http::context::observed(routes, "testkit", clock, ids)
 }

@@ -7,13 +7,13 @@
 //! read (no id, no attempt count, a body that is not text) can never be handled and is dead-lettered.
 //!
 //! A batch's queue is told by name, against the variables `JOBS_QUEUE`, `JOBS_DLQ_QUEUE`, `PRIVACY_QUEUE` and
-//! `ORDERS_QUEUE`. The deployed Worker consumes only the jobs queue. The dead-letter queue's messages wait for
-//! an operator, the privacy queue's for the privacy function and the orders queue's for the order-events
-//! function, so should a batch from any of them (or from a queue no variable names) arrive anyway, every message
-//! is handed back with the longest retry delay and an error is logged: it must reach its real consumer or an
-//! operator, not be acked away or run as a job. Test builds (feature `testkit`) consume the dead-letter, privacy
-//! and orders queues to observe what arrives there (see `contract::job_queue`, `contract::privacy_queue` and
-//! `contract::orders_queue`).
+//! `ORDERS_QUEUE`. The Worker consumes the jobs queue (`shared::jobs::handle`), the orders queue (the
+//! order-events job) and the privacy queue (the privacy job), each message settled on its own; a message that can
+//! never succeed goes to its queue's dead-letter queue at once (`JOBS_DLQ`, `ORDERS_DLQ`, `PRIVACY_DLQ`). The
+//! jobs dead-letter queue's messages wait for an operator, so should a batch from it (or from a queue no variable
+//! names) arrive anyway, every message is handed back with the longest retry delay and an error is logged. Test
+//! builds (feature `testkit`) consume the jobs dead-letter queue and record what reaches the privacy and orders
+//! queues before handling it (see `contract::job_queue`, `contract::privacy_queue` and `contract::orders_queue`).
 
 use std::time::Duration;
 
@@ -32,6 +32,8 @@ enum Source {
     DeadLetters,
     Privacy,
     Orders,
+    #[cfg(feature = "testkit")]
+    OrdersDeadLetters,
     Unknown,
 }
 
@@ -47,6 +49,10 @@ impl Source {
         } else if named(config::ORDERS_QUEUE_BINDING) {
             Source::Orders
         } else {
+            #[cfg(feature = "testkit")]
+            if named(config::ORDERS_DLQ_QUEUE_BINDING) {
+                return Source::OrdersDeadLetters;
+            }
             Source::Unknown
         }
     }
@@ -66,6 +72,8 @@ pub(crate) async fn consume(batch: &MessageBatch, env: &Env) -> Result<(), JsVal
         Source::DeadLetters => consume_dead_letters(&queue, &messages, env).await,
         Source::Privacy => consume_privacy(&queue, &messages, env).await,
         Source::Orders => consume_orders(&queue, &messages, env).await,
+        #[cfg(feature = "testkit")]
+        Source::OrdersDeadLetters => crate::contract::orders_queue::consume_dead_letters(&messages, env).await,
         Source::Unknown => {
             let why = format!(
                 "a batch from a queue that none of {}, {}, {}, {} names",
@@ -136,34 +144,103 @@ async fn consume_dead_letters(queue: &str, messages: &[ConsumedMessage], env: &E
     }
 }
 
-/// A batch from the privacy queue. Test builds record what arrives; a deployed Worker has no consumer on it
-/// yet (the privacy function will be one), so should one be configured, every message is handed back.
+/// A batch from the privacy queue: the privacy job (exports and erasures). Test builds first record what
+/// arrives (`contract::privacy_queue`).
 async fn consume_privacy(queue: &str, messages: &[ConsumedMessage], env: &Env) -> Result<(), JsValue> {
     #[cfg(feature = "testkit")]
-    {
-        let _ = queue;
-        crate::contract::privacy_queue::consume(messages, env).await
-    }
-    #[cfg(not(feature = "testkit"))]
-    {
-        let _ = env;
-        hand_back(queue, messages, "a batch from the privacy queue, which has no consumer yet")
-    }
+    crate::contract::privacy_queue::observe(messages, env).await?;
+    consume_events(queue, messages, env, Consumer::Privacy).await
 }
 
-/// A batch from the orders queue. Test builds record what arrives; a deployed Worker has no consumer on it yet
-/// (the order-events function will be one), so should one be configured, every message is handed back.
+/// A batch from the orders queue: the order-events job. Test builds first record what arrives
+/// (`contract::orders_queue`).
 async fn consume_orders(queue: &str, messages: &[ConsumedMessage], env: &Env) -> Result<(), JsValue> {
     #[cfg(feature = "testkit")]
-    {
-        let _ = queue;
-        crate::contract::orders_queue::consume(messages, env).await
+    crate::contract::orders_queue::observe(messages, env).await?;
+    consume_events(queue, messages, env, Consumer::Orders).await
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Consumer {
+    Orders,
+    Privacy,
+}
+
+/// Test builds only: the orders whose events already made the consumer fail its batch (see [`crash_now`]). A
+/// Worker isolate runs one thread; the set lives as long as the isolate.
+#[cfg(feature = "testkit")]
+static CRASHED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Test builds only: whether to fail the batch now, unsettled, after handling `delivery` (a crash in the middle
+/// of a batch): the first time an event of an order whose id starts with `STOREFRONT_FAULT_CRASH_ORDERS` is
+/// handled in this isolate, so that its redelivery goes through.
+#[cfg(feature = "testkit")]
+fn crash_now(env: &Env, delivery: &Delivery) -> bool {
+    let Some(prefix) = config::optional_var(env, config::FAULT_CRASH_ORDERS_BINDING) else { return false };
+    let order_id = serde_json::from_str::<serde_json::Value>(&delivery.body)
+        .ok()
+        .and_then(|body| body.get("order_id").and_then(serde_json::Value::as_str).map(str::to_owned))
+        .filter(|order_id| order_id.starts_with(&prefix));
+    let Some(order_id) = order_id else { return false };
+    let mut crashed = CRASHED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if crashed.contains(&order_id) {
+        return false;
     }
-    #[cfg(not(feature = "testkit"))]
-    {
-        let _ = env;
-        hand_back(queue, messages, "a batch from the orders queue, which has no consumer yet")
+    crashed.push(order_id);
+    true
+}
+
+/// Hands each message to its consumer in `shared::jobs` and settles it with the outcome: acked, retried with the
+/// job's delay (the platform dead-letters it after `max_retries`), or sent to the queue's dead-letter queue now.
+async fn consume_events(queue: &str, messages: &[ConsumedMessage], env: &Env, consumer: Consumer) -> Result<(), JsValue> {
+    let state = crate::app::state_for_jobs(env).await.map_err(|error| {
+        tracing::error!(queue = %queue, error = ?error, "failed to build the worker's state");
+        JsValue::from_str("worker misconfigured")
+    })?;
+    let jobs = crate::app::jobs(env, &state).map_err(|error| {
+        tracing::error!(queue = %queue, error = ?error, "failed to build the jobs");
+        JsValue::from_str("worker misconfigured")
+    })?;
+    let dead_letters = env
+        .queue(match consumer {
+            Consumer::Orders => config::ORDERS_DLQ_BINDING,
+            Consumer::Privacy => config::PRIVACY_DLQ_BINDING,
+        })
+        .ok();
+    let mut handled = Vec::with_capacity(messages.len());
+    for message in messages {
+        let (body, outcome) = match message.delivery() {
+            Some(delivery) => {
+                let outcome = match consumer {
+                    Consumer::Orders => jobs.orders(&delivery).await,
+                    Consumer::Privacy => jobs.privacy(&delivery).await,
+                };
+                #[cfg(feature = "testkit")]
+                if consumer == Consumer::Orders && crash_now(env, &delivery) {
+                    tracing::error!(queue = %queue, "test fault: the consumer fails its batch now, before settling it");
+                    return Err(JsValue::from_str("test fault: a crash in the middle of a batch"));
+                }
+                (delivery.body, outcome)
+            }
+            None => (
+                message.text().unwrap_or_default(),
+                Outcome::DeadLetter { reason: "the message has no id, attempt count or text body".to_owned() },
+            ),
+        };
+        handled.push((message, body, outcome));
     }
+    let mut unsettled = 0_usize;
+    for (message, body, outcome) in handled {
+        if let Err(error) = settle(message, &body, outcome, dead_letters.as_ref()).await {
+            let message_id = message.id();
+            tracing::error!(error = ?error, queue = %queue, message_id = message_id.as_deref().unwrap_or("unknown"), "failed to settle a message");
+            unsettled += 1;
+        }
+    }
+    if unsettled > 0 {
+        return Err(JsValue::from_str(&format!("{unsettled} messages of a batch from {queue} could not be settled")));
+    }
+    Ok(())
 }
 
 /// Hands every message of a batch this Worker must not consume back to the queue, as late as Queues allows,

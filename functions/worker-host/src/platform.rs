@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use shared::ports::{Clock, IdGen, Random, RandomError, Sleep, SleepFuture, Timestamp};
+use shared::ports::mailer::{Mail, MailError, MailFuture, Mailer};
 use worker::send::SendFuture;
 
 /// `Date.now()`, never going backwards within an isolate.
@@ -89,5 +90,43 @@ const LONGEST_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
 impl Sleep for JsTimer {
     fn sleep(&self, duration: Duration) -> SleepFuture {
         Box::pin(SendFuture::new(worker::Delay::from(duration.min(LONGEST_TIMEOUT))))
+    }
+}
+
+/// The mailer on the Workers `send_email` binding: the mail's RFC 5322 rendering sent once per recipient (the
+/// binding takes one envelope recipient per message), `From` equal to the envelope sender as the binding
+/// requires. `wrangler dev` simulates the binding by writing each message to an `.eml` file and logging its path
+/// (and gives it a `Message-ID` of its own).
+pub(crate) struct BindingMailer {
+    binding: worker::send::SendWrapper<worker::SendEmail>,
+}
+
+impl BindingMailer {
+    /// The mailer on `binding`.
+    pub(crate) fn new(binding: worker::SendEmail) -> Self {
+        Self { binding: worker::send::SendWrapper::new(binding) }
+    }
+
+    async fn send_now(&self, mail: &Mail) -> Result<(), MailError> {
+        let raw = mail.to_rfc5322()?;
+        for to in mail.to() {
+            let message = worker::EmailMessage::new(mail.from().as_ref(), to.as_ref(), &raw)
+                .map_err(|error| MailError::Invalid(format!("the binding refused the message: {:?}", error.message())))?;
+            self.binding
+                .send(&message)
+                .await
+                .map_err(|error| MailError::Unavailable(format!("send_email failed: {}", String::from(error.message()))))?;
+        }
+        Ok(())
+    }
+}
+
+impl Mailer for BindingMailer {
+    fn name(&self) -> &'static str {
+        "send_email"
+    }
+
+    fn send<'a>(&'a self, mail: &'a Mail) -> MailFuture<'a> {
+        Box::pin(SendFuture::new(self.send_now(mail)))
     }
 }

@@ -204,6 +204,26 @@ impl D1ItemStore {
         .await
     }
 
+    /// Every live item, in key order: for operators and for test builds that check what the store holds. Not
+    /// part of the port (it reads the whole table).
+    ///
+    /// # Errors
+    /// [`StoreError::Internal`] when D1 fails.
+    pub async fn scan(&self) -> Result<Vec<Item>, StoreError> {
+        let db = Arc::clone(&self.db);
+        let now = self.clock.now().as_secs();
+        SendFuture::new(async move {
+            let statement = db
+                .prepare("SELECT pk, sk, version, expires_at, data, counter FROM items WHERE expires_at IS NULL OR expires_at > ?1 ORDER BY pk, sk")
+                .bind(&[seconds(now)])
+                .map_err(|error| d1_error(error, "failed to bind a scan"))?;
+            let result = statement.all().await.map_err(|error| d1_error(error, "failed to scan items"))?;
+            let rows: Vec<Row> = result.results().map_err(|error| d1_error(error, "failed to read scanned rows"))?;
+            rows.into_iter().map(to_item).collect()
+        })
+        .await
+    }
+
     fn guard(&self, index: usize, write: &Write, now_secs: i64) -> Result<Option<D1PreparedStatement>, StoreError> {
         let live = "pk = ?2 AND sk = ?3 AND (expires_at IS NULL OR expires_at > ?4)";
         let (failure, extra) = match (write, write.condition()) {

@@ -1,9 +1,8 @@
 //! Test builds only (feature `testkit`): what reaches the privacy queue, and a probe of the outbox relay.
 //!
-//! The deployed Worker has no consumer on the privacy queue yet (its jobs wait there for the privacy function).
-//! The test environment consumes its own privacy queue with [`consume`], which records each message's body in
-//! D1 through the item store (keyed by message id, so a redelivery is recorded once; kept for an hour) and acks
-//! it, so that the end-to-end scenarios can check that `DELETE /me` and `POST /me/export` started their jobs:
+//! Before the privacy job handles a batch of the test environment's privacy queue, [`observe`] records each
+//! message's body in D1 through the item store (keyed by message id, so a redelivery is recorded once; kept for
+//! an hour), so that the test script can check that `DELETE /me` and `POST /me/export` started their jobs:
 //! - `GET /__test/privacy-jobs` answers 200 `{"messages": ["<body exactly as sent>", ...]}`, oldest first;
 //! - `POST /__test/relay-probe` writes a probe event (a `testkit.relay_probe` job for the privacy queue) straight
 //!   into the outbox, as a use case's transaction would, without publishing it, and answers 201
@@ -14,7 +13,6 @@
 //!
 //! This module is never compiled into a release build.
 
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -42,64 +40,41 @@ const PROBE_KIND: &str = "testkit.relay_probe";
 /// The most outbox events `GET /__test/outbox` lists.
 const OUTBOX_LISTED: usize = 1000;
 
-/// Records every message of a batch from the test environment's privacy queue and acks it.
+/// Records every message of a batch from the test environment's privacy queue, before the privacy job handles
+/// it.
 ///
 /// # Errors
-/// A JavaScript error when a message could not be settled (the platform delivers the batch again).
-pub(crate) async fn consume(messages: &[ConsumedMessage], env: &Env) -> Result<(), JsValue> {
+/// A JavaScript error when a record could not be written (the platform delivers the batch again).
+pub(crate) async fn observe(messages: &[ConsumedMessage], env: &Env) -> Result<(), JsValue> {
     record(messages, env, PARTITION, "privacy").await
 }
 
-/// Records every message of a batch in `partition` and acks it. A message whose record cannot be written is
-/// retried, so nothing that reached the queue goes unrecorded.
+/// Records every message of a batch in `partition` (once per message id), settling nothing: the queue's real
+/// consumer settles it next.
 ///
 /// # Errors
-/// A JavaScript error when a message could not be settled (the platform delivers the batch again).
+/// A JavaScript error when a record could not be written, so that the batch fails and comes back unrecorded
+/// messages included.
 pub(crate) async fn record(messages: &[ConsumedMessage], env: &Env, partition: &str, queue: &str) -> Result<(), JsValue> {
-    let recorder = recorder(env).await;
-    let mut unsettled = 0_usize;
+    let (store, clock) = recorder(env).await.map_err(|error| {
+        tracing::error!(queue, error = ?error, "no store to record queue messages in");
+        JsValue::from_str("no store to record queue messages in")
+    })?;
     for message in messages {
-        let Some(body) = message.text() else {
-            let message_id = message.id();
-            tracing::warn!(queue, message_id = message_id.as_deref().unwrap_or("unknown"), "a queue message without a text body; acked");
-            if message.ack().is_err() {
-                unsettled += 1;
-            }
-            continue;
-        };
-        let written = match &recorder {
-            Ok((store, clock)) => {
-                let now = clock.now();
-                // A message without an id (never seen) is recorded under a fresh one.
-                let message_id = message.id().unwrap_or_else(|| CryptoIds::default().new_id());
-                let mut item = Item::new(
-                    ItemKey::new(partition, message_id.clone()),
-                    1,
-                    json!({ "body": body, "message_id": message_id, "at_ms": now.as_millis() }),
-                );
-                item.expires_at = Some(now.as_secs().saturating_add(RECORD_TTL_SECS));
-                match store.put(item, Condition::NotExists).await {
-                    // A redelivery of a message already recorded.
-                    Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
-                    Err(error) => Err(anyhow::Error::new(error)),
-                }
-            }
-            Err(error) => Err(anyhow::anyhow!("{error:#}")),
-        };
-        let settled = match written {
-            Ok(()) => message.ack(),
+        let Some(body) = message.text() else { continue };
+        let now = clock.now();
+        // A message without an id (never seen) is recorded under a fresh one.
+        let message_id = message.id().unwrap_or_else(|| CryptoIds::default().new_id());
+        let mut item = Item::new(ItemKey::new(partition, message_id.clone()), 1, json!({ "body": body, "message_id": message_id, "at_ms": now.as_millis() }));
+        item.expires_at = Some(now.as_secs().saturating_add(RECORD_TTL_SECS));
+        match store.put(item, Condition::NotExists).await {
+            // A redelivery of a message already recorded.
+            Ok(()) | Err(StoreError::ConditionFailed { .. }) => {}
             Err(error) => {
-                tracing::error!(queue, error = ?error, "failed to record a queue message; retrying it");
-                message.retry(Duration::from_secs(1))
+                tracing::error!(queue, error = ?error, "failed to record a queue message; failing the batch");
+                return Err(JsValue::from_str("failed to record a queue message"));
             }
-        };
-        if let Err(error) = settled {
-            tracing::error!(queue, error = ?error, "failed to settle a queue message");
-            unsettled += 1;
         }
-    }
-    if unsettled > 0 {
-        return Err(JsValue::from_str(&format!("{unsettled} {queue} queue messages could not be settled")));
     }
     Ok(())
 }
