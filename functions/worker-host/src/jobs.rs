@@ -96,17 +96,33 @@ async fn consume_jobs(queue: &str, messages: &[ConsumedMessage], env: &Env) -> R
                 let outcome = dispatch(&delivery, env).await;
                 (delivery.body, outcome)
             }
-            None => (
-                message.text().unwrap_or_default(),
-                Outcome::DeadLetter { reason: "the message has no id, attempt count or text body".to_owned() },
-            ),
+            None => unreadable(message),
         };
-        if let Err(error) = settle(message, &body, outcome, dead_letters.as_ref()).await {
+        unsettled += usize::from(!settled(queue, message, &body, outcome, dead_letters.as_ref()).await);
+    }
+    all_settled(queue, unsettled)
+}
+
+/// A message that cannot be read as a delivery can never be handled: it is dead-lettered.
+fn unreadable(message: &ConsumedMessage) -> (String, Outcome) {
+    (message.text().unwrap_or_default(), Outcome::DeadLetter { reason: "the message has no id, attempt count or text body".to_owned() })
+}
+
+/// Settles one message with its outcome; `false` (logged) when that failed.
+async fn settled(queue: &str, message: &ConsumedMessage, body: &str, outcome: Outcome, dead_letters: Option<&worker::Queue>) -> bool {
+    match settle(message, body, outcome, dead_letters).await {
+        Ok(()) => true,
+        Err(error) => {
             let message_id = message.id();
             tracing::error!(error = ?error, queue = %queue, message_id = message_id.as_deref().unwrap_or("unknown"), "failed to settle a message");
-            unsettled += 1;
+            false
         }
     }
+}
+
+/// The batch's result: an error when some message could not be settled, so the platform delivers the batch
+/// again rather than count an unsettled message as delivered.
+fn all_settled(queue: &str, unsettled: usize) -> Result<(), JsValue> {
     if unsettled > 0 {
         return Err(JsValue::from_str(&format!("{unsettled} messages of a batch from {queue} could not be settled")));
     }
@@ -222,25 +238,15 @@ async fn consume_events(queue: &str, messages: &[ConsumedMessage], env: &Env, co
                 }
                 (delivery.body, outcome)
             }
-            None => (
-                message.text().unwrap_or_default(),
-                Outcome::DeadLetter { reason: "the message has no id, attempt count or text body".to_owned() },
-            ),
+            None => unreadable(message),
         };
         handled.push((message, body, outcome));
     }
     let mut unsettled = 0_usize;
     for (message, body, outcome) in handled {
-        if let Err(error) = settle(message, &body, outcome, dead_letters.as_ref()).await {
-            let message_id = message.id();
-            tracing::error!(error = ?error, queue = %queue, message_id = message_id.as_deref().unwrap_or("unknown"), "failed to settle a message");
-            unsettled += 1;
-        }
+        unsettled += usize::from(!settled(queue, message, &body, outcome, dead_letters.as_ref()).await);
     }
-    if unsettled > 0 {
-        return Err(JsValue::from_str(&format!("{unsettled} messages of a batch from {queue} could not be settled")));
-    }
-    Ok(())
+    all_settled(queue, unsettled)
 }
 
 /// Hands every message of a batch this Worker must not consume back to the queue, as late as Queues allows,
