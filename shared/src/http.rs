@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod identity;
 pub mod idempotent;
+pub mod openapi;
 pub mod state;
 pub mod views;
 

@@ -208,6 +208,7 @@ fn start_in_process_host() -> anyhow::Result<(String, String, std::path::PathBuf
                     mail_dir: None,
                     mail_from: None,
                     alerts_to: None,
+                    mcp_allowed_origins: String::new(),
                     report_interval_secs: 3600,
                     queue_visibility_secs: 30,
                     #[cfg(debug_assertions)]

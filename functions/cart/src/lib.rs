@@ -13,6 +13,8 @@
 //! `PUT /cart/discount` (body `{"code": "..."}`) also answers 422 `discount_invalid` with its `reason`
 //! (`unknown`, `not_started`, `expired`, `used_up`, `min_subtotal_not_met`).
 
+use shared::http::error::Problem;
+use shared::http::openapi as doc;
 use axum::extract::{Path, State};
 use axum::routing::{get, put};
 use axum::{Json, Router};
@@ -39,11 +41,45 @@ fn quantity(body: &QuantityBody) -> Result<Quantity, ApiError> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/cart",
+    operation_id = "view_cart",
+    tag = "cart",
+    summary = "The cart",
+    responses(
+        (status = 200, description = "The cart at the catalog's current prices", body = CartView),
+        (status = 401, response = doc::Unauthorized)
+    ),
+    security(("bearer" = []))
+)]
 async fn view<S: ItemStore + Clone>(State(state): State<AppState<S>>, caller: Authenticated) -> Result<Json<CartView>, ApiError> {
     let cart = state.commerce.cart(&caller.user.id).await?;
     Ok(Json(CartView::from(&cart.totals)))
 }
 
+#[utoipa::path(
+    put,
+    path = "/cart/items/{product_id}",
+    operation_id = "set_cart_line",
+    tag = "cart",
+    summary = "Put a product in the cart with a quantity (replacing the line's quantity)",
+    params(
+        ("product_id" = String, Path, description = "The product id")
+    ),
+    request_body(content = QuantityBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The cart at the catalog's current prices", body = CartView),
+        (status = 400, description = "`invalid_parameter` (`product_id`) or `invalid_body`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 415, response = doc::UnsupportedMediaType),
+        (status = 401, response = doc::Unauthorized),
+        (status = 404, description = "`not_found`: no product has the id", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`insufficient_stock`: more than the stock (naming `product_id`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` (`quantity`: 1 to 99) or `cart_full` (50 lines)", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 async fn set_line<S: ItemStore + Clone>(
     State(state): State<AppState<S>>,
     caller: Authenticated,
@@ -56,6 +92,22 @@ async fn set_line<S: ItemStore + Clone>(
     Ok(Json(CartView::from(&cart.totals)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/cart/items/{product_id}",
+    operation_id = "remove_cart_line",
+    tag = "cart",
+    summary = "Take a product out of the cart (200 whether or not it was there)",
+    params(
+        ("product_id" = String, Path, description = "The product id")
+    ),
+    responses(
+        (status = 200, description = "The cart at the catalog's current prices", body = CartView),
+        (status = 400, description = "`invalid_parameter`: `product_id` cannot be a product id", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = doc::Unauthorized)
+    ),
+    security(("bearer" = []))
+)]
 async fn remove_line<S: ItemStore + Clone>(
     State(state): State<AppState<S>>,
     caller: Authenticated,
@@ -66,6 +118,23 @@ async fn remove_line<S: ItemStore + Clone>(
     Ok(Json(CartView::from(&cart.totals)))
 }
 
+#[utoipa::path(
+    put,
+    path = "/cart/discount",
+    operation_id = "apply_discount",
+    tag = "cart",
+    summary = "Enter a discount code",
+    request_body(content = CodeBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The cart at the catalog's current prices", body = CartView),
+        (status = 400, description = "`invalid_body`: the body is not JSON of the expected shape", body = Problem, content_type = "application/problem+json"),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 415, response = doc::UnsupportedMediaType),
+        (status = 401, response = doc::Unauthorized),
+        (status = 422, description = "`discount_invalid` with its `reason`: `unknown`, `not_started`, `expired`, `used_up` or `min_subtotal_not_met`", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 async fn apply_discount<S: ItemStore + Clone>(
     State(state): State<AppState<S>>,
     caller: Authenticated,
@@ -75,6 +144,18 @@ async fn apply_discount<S: ItemStore + Clone>(
     Ok(Json(CartView::from(&cart.totals)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/cart/discount",
+    operation_id = "remove_discount",
+    tag = "cart",
+    summary = "Take the discount code off",
+    responses(
+        (status = 200, description = "The cart at the catalog's current prices", body = CartView),
+        (status = 401, response = doc::Unauthorized)
+    ),
+    security(("bearer" = []))
+)]
 async fn remove_discount<S: ItemStore + Clone>(State(state): State<AppState<S>>, caller: Authenticated) -> Result<Json<CartView>, ApiError> {
     let cart = state.commerce.remove_discount(&caller.user.id).await?;
     Ok(Json(CartView::from(&cart.totals)))
@@ -90,4 +171,14 @@ pub fn router<S: ItemStore + Clone>(state: AppState<S>) -> Router {
         .route("/cart/discount", put(apply_discount::<S>).delete(remove_discount::<S>))
         .with_state(state);
     observed(routes, FUNCTION, clock, ids)
+}
+
+/// The function's part of the OpenAPI document: its operations and the schemas they use.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(view, set_line, remove_line, apply_discount, remove_discount))]
+struct Api;
+
+/// The function's operations, for the `openapi` function's document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <Api as utoipa::OpenApi>::openapi()
 }

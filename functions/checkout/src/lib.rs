@@ -14,6 +14,8 @@
 //!   for the key with another body; the same key and body again replays the first final response;
 //! - 409 `checkout_abandoned` when the key's checkout was released by the sweep; 409 `contention`.
 
+use shared::http::error::Problem;
+use shared::http::openapi as doc;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::post;
@@ -32,13 +34,36 @@ pub const FUNCTION: &str = "checkout";
 const MAX_TOKEN_CHARS: usize = 255;
 
 /// What the client sends.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckoutBody {
     /// The payment token.
     pub payment_token: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/checkout",
+    operation_id = "checkout",
+    tag = "checkout",
+    summary = "Pay for the cart: an order",
+    params(
+        ("Idempotency-Key" = String, Header, description = "A key unique to this checkout (1 to 255 visible ASCII characters); a retry with the same key and body answers the same and never charges twice")
+    ),
+    request_body(content = CheckoutBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The paid order (a retry with the same key and body answers the same)", body = OrderView, headers(("Location" = String, description = "`/orders/{id}`"))),
+        (status = 400, description = "`invalid_body`, `idempotency_key_missing` or `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 415, response = doc::UnsupportedMediaType),
+        (status = 401, response = doc::Unauthorized),
+        (status = 402, description = "`payment_declined`: the provider declined; nothing is kept", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`insufficient_stock` (naming `product_id`), `idempotency_key_in_use` (with `Retry-After`), `checkout_abandoned` or `contention` (with `Retry-After`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` (`payment_token`), `cart_empty`, `discount_invalid` (with its `reason`) or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`payment_unavailable`: the provider is not answering; retry with the same key after `Retry-After`", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = String, description = "Seconds")))
+    ),
+    security(("bearer" = []))
+)]
 async fn checkout<S: ItemStore + Clone>(
     State(state): State<AppState<S>>,
     caller: Authenticated,
@@ -67,4 +92,14 @@ pub fn router<S: ItemStore + Clone>(state: AppState<S>) -> Router {
     let ids = state.ids.clone();
     let routes = Router::new().route("/checkout", post(checkout::<S>)).with_state(state);
     observed(routes, FUNCTION, clock, ids)
+}
+
+/// The function's part of the OpenAPI document: its operations and the schemas they use.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(checkout))]
+struct Api;
+
+/// The function's operations, for the `openapi` function's document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <Api as utoipa::OpenApi>::openapi()
 }

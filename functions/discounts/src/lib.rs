@@ -12,6 +12,8 @@
 //!
 //! `GET /discounts?limit=&cursor=` answers 200 `{"items": [DiscountView], "next_cursor"}` in code order.
 
+use shared::http::error::Problem;
+use shared::http::openapi as doc;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -32,7 +34,7 @@ pub const FUNCTION: &str = "discounts";
 const LIST_SCOPE: &str = "discounts";
 
 /// A discount as an admin sends it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DiscountBody {
     /// The code.
@@ -88,6 +90,25 @@ impl DiscountBody {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/discounts",
+    operation_id = "create_discount",
+    tag = "discounts",
+    summary = "Create a discount code (admins)",
+    request_body(content = DiscountBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The discount", body = DiscountView, headers(("Location" = String, description = "`/discounts`"))),
+        (status = 400, description = "`invalid_body`: the body is not JSON of the expected shape", body = Problem, content_type = "application/problem+json"),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 415, response = doc::UnsupportedMediaType),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 409, description = "`conflict`: the code exists (in any case)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`, naming the field in `param`", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 async fn create<S: ItemStore + Clone>(
     State(state): State<AppState<S>>,
     Admin(admin): Admin,
@@ -101,6 +122,24 @@ async fn create<S: ItemStore + Clone>(
     Ok(response)
 }
 
+#[utoipa::path(
+    get,
+    path = "/discounts",
+    operation_id = "list_discounts",
+    tag = "discounts",
+    summary = "Every discount code with its use count, in code order (admins)",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 1 to 100 (default 100)"),
+        ("cursor" = Option<String>, Query, description = "The previous page's `next_cursor`")
+    ),
+    responses(
+        (status = 200, description = "One page", body = PageView<DiscountView>),
+        (status = 400, description = "`invalid_parameter` (naming `param`) or `invalid_cursor`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden)
+    ),
+    security(("bearer" = []))
+)]
 async fn list<S: ItemStore + Clone>(
     State(state): State<AppState<S>>,
     Admin(_): Admin,
@@ -126,4 +165,14 @@ pub fn router<S: ItemStore + Clone>(state: AppState<S>) -> Router {
     let ids = state.ids.clone();
     let routes = Router::new().route("/discounts", get(list::<S>).post(create::<S>)).with_state(state);
     observed(routes, FUNCTION, clock, ids)
+}
+
+/// The function's part of the OpenAPI document: its operations and the schemas they use.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(create, list))]
+struct Api;
+
+/// The function's operations, for the `openapi` function's document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <Api as utoipa::OpenApi>::openapi()
 }

@@ -4,6 +4,7 @@
 //! - 200 `{"status":"ok","store":"ok"}` when a store read succeeds;
 //! - 503 problem document (`code` `unavailable`) when it fails.
 
+use shared::http::error::Problem;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -16,7 +17,7 @@ use shared::ports::{ItemKey, ItemStore};
 pub const FUNCTION: &str = "health";
 
 /// The answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HealthView {
     /// `ok`.
     pub status: &'static str,
@@ -24,6 +25,17 @@ pub struct HealthView {
     pub store: &'static str,
 }
 
+#[utoipa::path(
+    get,
+    path = "/health",
+    operation_id = "health",
+    tag = "operations",
+    summary = "Whether the function and its store answer",
+    responses(
+        (status = 200, description = "The function and its store answer", body = HealthView),
+        (status = 503, description = "`unavailable`: the store is not answering", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn health<S: ItemStore + Clone>(State(state): State<AppState<S>>) -> Result<Json<HealthView>, ApiError> {
     // A point read of a key that never exists: cheap on every backend, and it proves the store answers.
     match state.store.get(&ItemKey::new("HEALTH", "PROBE")).await {
@@ -41,4 +53,14 @@ pub fn router<S: ItemStore + Clone>(state: AppState<S>) -> Router {
     let ids = state.ids.clone();
     let routes = Router::new().route("/health", get(health::<S>)).with_state(state);
     observed(routes, FUNCTION, clock, ids)
+}
+
+/// The function's part of the OpenAPI document: its operations and the schemas they use.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(health))]
+struct Api;
+
+/// The function's operations, for the `openapi` function's document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <Api as utoipa::OpenApi>::openapi()
 }

@@ -120,6 +120,10 @@ pub struct Config {
     /// `--admin-email`.
     #[arg(long, env = "STOREFRONT_ALERTS_TO")]
     pub alerts_to: Option<String>,
+    /// Browser origins, comma-separated, that may call `POST /mcp` besides loopback ones (an `Origin` header
+    /// naming any other answers 403; clients that send none, such as the MCP SDKs, are always served).
+    #[arg(long, env = "STOREFRONT_MCP_ALLOWED_ORIGINS", default_value = "")]
+    pub mcp_allowed_origins: String,
     /// How often the sales-report job runs, in seconds: each run closes yesterday's report (UTC) once and mails
     /// it to the admins; later runs find it closed.
     #[arg(long, env = "STOREFRONT_REPORT_INTERVAL_SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
@@ -230,9 +234,15 @@ async fn client_address(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-/// Every function's router, mounted on one router with problem-document fallbacks. Serve it with
-/// `into_make_service_with_connect_info::<SocketAddr>()` so that login can be limited per client.
+/// Every function's router, mounted on one router with problem-document fallbacks, with the MCP endpoint
+/// allowing loopback browser origins only. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`
+/// so that login can be limited per client.
 pub fn app(state: AppState<Store>) -> Router {
+    app_with(state, mcp::McpSettings::default())
+}
+
+/// [`app`] with the MCP endpoint's settings.
+pub fn app_with(state: AppState<Store>, mcp_settings: mcp::McpSettings) -> Router {
     Router::new()
         .merge(health::router(state.clone()))
         .merge(products::router(state.clone()))
@@ -247,7 +257,10 @@ pub fn app(state: AppState<Store>) -> Router {
         .merge(checkout::router(state.clone()))
         .merge(orders::router(state.clone()))
         .merge(payments::router(state.clone()))
-        .merge(reports::router(state))
+        .merge(reports::router(state.clone()))
+        .merge(openapi::router(state.clone()))
+        .merge(docs::router(state.clone()))
+        .merge(mcp::router_with(state, mcp_settings))
         .fallback(shared::http::error::not_found)
         .layer(axum::middleware::from_fn(shared::http::extract::buffer_body))
         .layer(axum::middleware::from_fn(client_address))
@@ -371,7 +384,7 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
     tracing::info!(folder = %mail_folder.display(), "mail is written to .eml files");
     let relay = tokio::spawn(relay::run(state.outbox(), publisher, RELAY_INTERVAL, stop_rx.clone()));
     let sweeper = tokio::spawn(sweep::run(state.commerce.clone(), Duration::from_secs(config.sweep_interval_secs), stop_rx));
-    let router = app(state);
+    let router = app_with(state, mcp::McpSettings::from_list(&config.mcp_allowed_origins));
     let done = tokio::spawn(async move {
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
         let served = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;

@@ -10,6 +10,8 @@
 //! - 401 `invalid_credentials` for an unknown e-mail, a wrong password or a closed account;
 //! - 429 `rate_limited` with `Retry-After` (seconds) after too many attempts.
 
+use shared::http::error::Problem;
+use shared::http::openapi as doc;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::post;
@@ -26,15 +28,32 @@ use shared::ports::ItemStore;
 pub const FUNCTION: &str = "login";
 
 /// What a client sends.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
     /// The e-mail address as typed.
     pub email: String,
     /// The password (kept secret: redacted in `Debug`).
+    #[schema(value_type = String, format = Password)]
     pub password: SecretString,
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    operation_id = "login",
+    tag = "accounts",
+    summary = "Sign in: an access token and a refresh token",
+    request_body(content = LoginBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Signed in", body = TokensView, headers(("Cache-Control" = String, description = "`no-store`"))),
+        (status = 400, description = "`invalid_body`: the body is not JSON of the expected shape", body = Problem, content_type = "application/problem+json"),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 415, response = doc::UnsupportedMediaType),
+        (status = 401, description = "`invalid_credentials`: the e-mail and password do not match an open account", body = Problem, content_type = "application/problem+json"),
+        (status = 429, response = doc::RateLimited)
+    )
+)]
 async fn login<S: ItemStore + Clone>(
     State(state): State<AppState<S>>,
     ClientAddress(client): ClientAddress,
@@ -59,4 +78,14 @@ pub fn router<S: ItemStore + Clone>(state: AppState<S>) -> Router {
     let ids = state.ids.clone();
     let routes = Router::new().route("/auth/login", post(login::<S>)).with_state(state);
     observed(routes, FUNCTION, clock, ids)
+}
+
+/// The function's part of the OpenAPI document: its operations and the schemas they use.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(login))]
+struct Api;
+
+/// The function's operations, for the `openapi` function's document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <Api as utoipa::OpenApi>::openapi()
 }

@@ -5,6 +5,7 @@
 //! - 204 when the session is ended (also when it had already ended by another path);
 //! - 401 `unauthorized` without a valid bearer token.
 
+use shared::http::openapi as doc;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
@@ -16,6 +17,18 @@ use shared::ports::ItemStore;
 /// The function's name in logs.
 pub const FUNCTION: &str = "logout";
 
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    operation_id = "logout",
+    tag = "accounts",
+    summary = "Sign out: the session's refresh tokens stop working",
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 401, response = doc::Unauthorized)
+    ),
+    security(("bearer" = []))
+)]
 async fn logout<S: ItemStore + Clone>(
     State(state): State<AppState<S>>,
     caller: Authenticated,
@@ -31,4 +44,14 @@ pub fn router<S: ItemStore + Clone>(state: AppState<S>) -> Router {
     let ids = state.ids.clone();
     let routes = Router::new().route("/auth/logout", post(logout::<S>)).with_state(state);
     observed(routes, FUNCTION, clock, ids)
+}
+
+/// The function's part of the OpenAPI document: its operations and the schemas they use.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(logout))]
+struct Api;
+
+/// The function's operations, for the `openapi` function's document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <Api as utoipa::OpenApi>::openapi()
 }

@@ -17,6 +17,9 @@
 //!   is ready; 404 `not_found` when none was asked for (or it expired);
 //! - 401 `unauthorized` without a valid bearer token (including a closed account's).
 
+use shared::http::error::Problem;
+use shared::http::openapi as doc;
+use shared::http::views::privacy::{ExportPendingView, ExportView};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -32,10 +35,34 @@ use shared::ports::ItemStore;
 /// The function's name in logs.
 pub const FUNCTION: &str = "me";
 
+#[utoipa::path(
+    get,
+    path = "/me",
+    operation_id = "get_me",
+    tag = "accounts",
+    summary = "The signed-in account",
+    responses(
+        (status = 200, description = "The account", body = AccountView),
+        (status = 401, response = doc::Unauthorized)
+    ),
+    security(("bearer" = []))
+)]
 async fn show(caller: Authenticated) -> Json<AccountView> {
     Json(AccountView::from(&caller.user))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/me",
+    operation_id = "close_account",
+    tag = "privacy",
+    summary = "Close the account and erase its personal data",
+    responses(
+        (status = 202, description = "Closed; every session revoked; erasure queued", body = AccountView),
+        (status = 401, response = doc::Unauthorized)
+    ),
+    security(("bearer" = []))
+)]
 async fn close<S: ItemStore + Clone>(
     State(state): State<AppState<S>>,
     caller: Authenticated,
@@ -46,6 +73,18 @@ async fn close<S: ItemStore + Clone>(
     Ok((StatusCode::ACCEPTED, Json(AccountView::from(&closed))).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/me/export",
+    operation_id = "request_export",
+    tag = "privacy",
+    summary = "Ask for an export of everything the shop holds about the user",
+    responses(
+        (status = 202, description = "Recorded and queued (asking again while one is pending changes nothing)", body = AccountView),
+        (status = 401, response = doc::Unauthorized)
+    ),
+    security(("bearer" = []))
+)]
 async fn export<S: ItemStore + Clone>(
     State(state): State<AppState<S>>,
     caller: Authenticated,
@@ -60,12 +99,26 @@ async fn export<S: ItemStore + Clone>(
     Ok((StatusCode::ACCEPTED, Json(AccountView::from(&updated))).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/me/export",
+    operation_id = "get_export",
+    tag = "privacy",
+    summary = "The data export, once ready",
+    responses(
+        (status = 200, description = "The export (kept seven days)", body = ExportView),
+        (status = 202, description = "Still being built", body = ExportPendingView),
+        (status = 401, response = doc::Unauthorized),
+        (status = 404, description = "`not_found`: no export was asked for, or it expired", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 async fn fetch_export<S: ItemStore + Clone>(
     State(state): State<AppState<S>>,
     caller: Authenticated,
 ) -> Result<Response, ApiError> {
     if let Some(requested_at) = caller.user.export_requested_at {
-        let pending = serde_json::json!({ "status": "pending", "requested_at": rfc3339(requested_at) });
+        let pending = ExportPendingView { status: "pending".to_owned(), requested_at: rfc3339(requested_at) };
         return Ok((StatusCode::ACCEPTED, Json(pending)).into_response());
     }
     let stored = Exports::new(state.store.clone())
@@ -85,4 +138,14 @@ pub fn router<S: ItemStore + Clone>(state: AppState<S>) -> Router {
         .route("/me/export", post(export::<S>).get(fetch_export::<S>))
         .with_state(state);
     observed(routes, FUNCTION, clock, ids)
+}
+
+/// The function's part of the OpenAPI document: its operations and the schemas they use.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(show, close, export, fetch_export))]
+struct Api;
+
+/// The function's operations, for the `openapi` function's document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <Api as utoipa::OpenApi>::openapi()
 }

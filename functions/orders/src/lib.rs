@@ -10,6 +10,8 @@
 //!   503 `payment_unavailable` with `Retry-After` when the refund cannot be made now (nothing changes);
 //! - 401 `unauthorized` without a valid bearer token.
 
+use shared::http::error::Problem;
+use shared::http::openapi as doc;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -34,6 +36,23 @@ fn list_scope(caller: &Authenticated) -> String {
     if is_admin(caller) { "orders:all".to_owned() } else { format!("orders:{}", caller.user.id) }
 }
 
+#[utoipa::path(
+    get,
+    path = "/orders",
+    operation_id = "list_orders",
+    tag = "orders",
+    summary = "The caller's orders, newest first (an admin sees everyone's)",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 1 to 100 (default 20)"),
+        ("cursor" = Option<String>, Query, description = "The previous page's `next_cursor`")
+    ),
+    responses(
+        (status = 200, description = "One page", body = PageView<OrderView>),
+        (status = 400, description = "`invalid_parameter` (naming `param`) or `invalid_cursor`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = doc::Unauthorized)
+    ),
+    security(("bearer" = []))
+)]
 async fn list<S: ItemStore + Clone>(
     State(state): State<AppState<S>>,
     caller: Authenticated,
@@ -54,6 +73,22 @@ async fn list<S: ItemStore + Clone>(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/orders/{id}",
+    operation_id = "get_order",
+    tag = "orders",
+    summary = "One order",
+    params(
+        ("id" = String, Path, description = "The order id")
+    ),
+    responses(
+        (status = 200, description = "The order", body = OrderView),
+        (status = 401, response = doc::Unauthorized),
+        (status = 404, description = "`not_found`: no such order of the caller's", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 async fn get_one<S: ItemStore + Clone>(
     State(state): State<AppState<S>>,
     caller: Authenticated,
@@ -63,6 +98,24 @@ async fn get_one<S: ItemStore + Clone>(
     Ok(Json(OrderView::from(&order)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/orders/{id}/cancel",
+    operation_id = "cancel_order",
+    tag = "orders",
+    summary = "Cancel a paid order: refunded and restocked (a cancelled order answers unchanged)",
+    params(
+        ("id" = String, Path, description = "The order id")
+    ),
+    responses(
+        (status = 200, description = "The cancelled order", body = OrderView),
+        (status = 401, response = doc::Unauthorized),
+        (status = 404, description = "`not_found`: no such order of the caller's", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`contention`: concurrent changes kept winning; retry", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`payment_unavailable`: the refund cannot be made now; nothing changed", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = String, description = "Seconds")))
+    ),
+    security(("bearer" = []))
+)]
 async fn cancel<S: ItemStore + Clone>(
     State(state): State<AppState<S>>,
     caller: Authenticated,
@@ -82,4 +135,14 @@ pub fn router<S: ItemStore + Clone>(state: AppState<S>) -> Router {
         .route("/orders/{id}/cancel", post(cancel::<S>))
         .with_state(state);
     observed(routes, FUNCTION, clock, ids)
+}
+
+/// The function's part of the OpenAPI document: its operations and the schemas they use.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, get_one, cancel))]
+struct Api;
+
+/// The function's operations, for the `openapi` function's document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <Api as utoipa::OpenApi>::openapi()
 }

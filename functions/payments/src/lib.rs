@@ -6,6 +6,8 @@
 //! - 401 `unauthorized`, 403 `forbidden` for a customer;
 //! - 404 `not_found` when another provider is configured; 400 `invalid_parameter` / `invalid_cursor`.
 
+use shared::http::error::Problem;
+use shared::http::openapi as doc;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -18,6 +20,26 @@ use shared::ports::ItemStore;
 /// The function's name in logs.
 pub const FUNCTION: &str = "payments";
 
+#[utoipa::path(
+    get,
+    path = "/payments/sandbox/charges",
+    operation_id = "list_sandbox_charges",
+    tag = "payments",
+    summary = "The sandbox payment provider's ledger (admins; only where the sandbox is the provider)",
+    params(
+        ("order_id" = Option<String>, Query, description = "Only this order's charges"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 1 to 100 (default 100)"),
+        ("cursor" = Option<String>, Query, description = "The previous page's `next_cursor`")
+    ),
+    responses(
+        (status = 200, description = "One page of charges", body = PageView<ChargeView>),
+        (status = 400, description = "`invalid_parameter` (naming `param`) or `invalid_cursor`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, description = "`not_found`: the payment provider is not the sandbox", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 async fn ledger<S: ItemStore + Clone>(
     State(state): State<AppState<S>>,
     Admin(_): Admin,
@@ -49,4 +71,14 @@ pub fn router<S: ItemStore + Clone>(state: AppState<S>) -> Router {
     let ids = state.ids.clone();
     let routes = Router::new().route("/payments/sandbox/charges", get(ledger::<S>)).with_state(state);
     observed(routes, FUNCTION, clock, ids)
+}
+
+/// The function's part of the OpenAPI document: its operations and the schemas they use.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(ledger))]
+struct Api;
+
+/// The function's operations, for the `openapi` function's document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <Api as utoipa::OpenApi>::openapi()
 }

@@ -16,6 +16,8 @@
 //!
 //! The catalog repository keeps the SKU claims and the search index in step with every write.
 
+use shared::http::error::Problem;
+use shared::http::openapi as doc;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -56,6 +58,23 @@ async fn expected_version<S: ItemStore + Clone>(
     if condition.matches(current) { Ok(current) } else { Err(ApiError::PreconditionFailed) }
 }
 
+#[utoipa::path(
+    get,
+    path = "/products/{id}",
+    operation_id = "get_product",
+    tag = "catalog",
+    summary = "One product, with its ETag",
+    params(
+        ("id" = String, Path, description = "The product id"),
+        ("If-None-Match" = Option<String>, Header, description = "An ETag the client holds; 304 when it is current")
+    ),
+    responses(
+        (status = 200, description = "The product", body = ProductView, headers(("ETag" = String, description = "Its version, `\"<version>\"`"), ("Cache-Control" = String, description = "`no-cache`"))),
+        (status = 304, description = "`If-None-Match` names the current version (or is `*`)", headers(("ETag" = String, description = "Its version"))),
+        (status = 400, description = "`invalid_parameter`: `id` cannot be a product id", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no product has the id", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn get_product<S: ItemStore + Clone>(
     State(state): State<AppState<S>>,
     Path(id): Path<String>,
@@ -75,6 +94,32 @@ async fn get_product<S: ItemStore + Clone>(
     Ok(response)
 }
 
+#[utoipa::path(
+    put,
+    path = "/products/{id}",
+    operation_id = "replace_product",
+    tag = "catalog",
+    summary = "Replace a product (admins), if it is still the version the client read",
+    params(
+        ("id" = String, Path, description = "The product id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag of the version being replaced, or `*`; required")
+    ),
+    request_body(content = ProductBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The product as replaced", body = ProductView, headers(("ETag" = String, description = "Its new version"))),
+        (status = 400, description = "`invalid_parameter` (`id`) or `invalid_body`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 415, response = doc::UnsupportedMediaType),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, description = "`not_found`: no product has the id", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: another product has the new SKU", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "`precondition_failed`: `If-Match` names another version", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`, naming the field in `param`", body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "`precondition_required`: no `If-Match`", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 async fn replace_product<S: ItemStore + Clone>(
     State(state): State<AppState<S>>,
     Admin(admin): Admin,
@@ -93,6 +138,27 @@ async fn replace_product<S: ItemStore + Clone>(
     Ok(response)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/products/{id}",
+    operation_id = "delete_product",
+    tag = "catalog",
+    summary = "Remove a product (admins), if it is still the version the client read",
+    params(
+        ("id" = String, Path, description = "The product id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag of the version being removed, or `*`; required")
+    ),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "`invalid_parameter`: `id` cannot be a product id", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, description = "`not_found`: no product has the id", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "`precondition_failed`: `If-Match` names another version", body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "`precondition_required`: no `If-Match`", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 async fn delete_product<S: ItemStore + Clone>(
     State(state): State<AppState<S>>,
     Admin(admin): Admin,
@@ -114,4 +180,14 @@ pub fn router<S: ItemStore + Clone>(state: AppState<S>) -> Router {
         .route("/products/{id}", get(get_product::<S>).put(replace_product::<S>).delete(delete_product::<S>))
         .with_state(state);
     observed(routes, FUNCTION, clock, ids)
+}
+
+/// The function's part of the OpenAPI document: its operations and the schemas they use.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(get_product, replace_product, delete_product))]
+struct Api;
+
+/// The function's operations, for the `openapi` function's document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <Api as utoipa::OpenApi>::openapi()
 }

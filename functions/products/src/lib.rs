@@ -18,6 +18,8 @@
 //!
 //! The catalog repository writes the product, its SKU claim and its search index entries in one transaction.
 
+use shared::http::error::Problem;
+use shared::http::openapi as doc;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -35,7 +37,7 @@ use shared::ports::ItemStore;
 pub const FUNCTION: &str = "products";
 
 /// One page of search results.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ProductListView {
     /// The matching products of this page.
     pub items: Vec<ProductView>,
@@ -44,6 +46,25 @@ pub struct ProductListView {
     pub next_cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/products",
+    operation_id = "search_products",
+    tag = "catalog",
+    summary = "Search the catalog",
+    params(
+        ("q" = Option<String>, Query, description = "Words that must all match the name, description or category"),
+        ("category" = Option<String>, Query, description = "A category slug"),
+        ("min_price" = Option<i64>, Query, description = "Lowest unit price, inclusive, in minor units"),
+        ("max_price" = Option<i64>, Query, description = "Highest unit price, inclusive, in minor units"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 1 to 100 (default 20)"),
+        ("cursor" = Option<String>, Query, description = "The previous page's `next_cursor`")
+    ),
+    responses(
+        (status = 200, description = "One page of matching products, in ascending id order; complete when `next_cursor` is absent", body = ProductListView),
+        (status = 400, description = "`invalid_parameter` (naming `param`) or `invalid_cursor`", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn list_products<S: ItemStore + Clone>(
     State(state): State<AppState<S>>,
     mut params: Params,
@@ -65,6 +86,25 @@ async fn list_products<S: ItemStore + Clone>(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/products",
+    operation_id = "create_product",
+    tag = "catalog",
+    summary = "Add a product (admins)",
+    request_body(content = ProductBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The product", body = ProductView, headers(("ETag" = String, description = "Its version"), ("Location" = String, description = "`/products/{id}`"))),
+        (status = 400, description = "`invalid_body`: the body is not JSON of the expected shape", body = Problem, content_type = "application/problem+json"),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 415, response = doc::UnsupportedMediaType),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 409, description = "`conflict`: another product has the SKU", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`, naming the field in `param`", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 async fn create_product<S: ItemStore + Clone>(
     State(state): State<AppState<S>>,
     Admin(admin): Admin,
@@ -89,4 +129,14 @@ pub fn router<S: ItemStore + Clone>(state: AppState<S>) -> Router {
     let routes =
         Router::new().route("/products", get(list_products::<S>).post(create_product::<S>)).with_state(state);
     observed(routes, FUNCTION, clock, ids)
+}
+
+/// The function's part of the OpenAPI document: its operations and the schemas they use.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list_products, create_product))]
+struct Api;
+
+/// The function's operations, for the `openapi` function's document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <Api as utoipa::OpenApi>::openapi()
 }

@@ -8,6 +8,8 @@
 //! - 400 `invalid_body`, 413 `payload_too_large`, 415 `unsupported_media_type` for a malformed request;
 //! - 401 `unauthorized` for an unknown, expired, spent or revoked token, or a closed account.
 
+use shared::http::error::Problem;
+use shared::http::openapi as doc;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::post;
@@ -24,13 +26,29 @@ use shared::sessions::RefreshToken;
 pub const FUNCTION: &str = "refresh";
 
 /// What a client sends.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshBody {
     /// The refresh token from the last login or refresh (kept secret: redacted in `Debug`).
+    #[schema(value_type = String, format = Password)]
     pub refresh_token: SecretString,
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/refresh",
+    operation_id = "refresh",
+    tag = "accounts",
+    summary = "Trade a refresh token for new tokens (each refresh token works once)",
+    request_body(content = RefreshBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "New tokens", body = TokensView, headers(("Cache-Control" = String, description = "`no-store`"))),
+        (status = 400, description = "`invalid_body`: the body is not JSON of the expected shape", body = Problem, content_type = "application/problem+json"),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 415, response = doc::UnsupportedMediaType),
+        (status = 401, response = doc::Unauthorized)
+    )
+)]
 async fn refresh<S: ItemStore + Clone>(
     State(state): State<AppState<S>>,
     shared::http::Json(body): shared::http::Json<RefreshBody>,
@@ -47,4 +65,14 @@ pub fn router<S: ItemStore + Clone>(state: AppState<S>) -> Router {
     let ids = state.ids.clone();
     let routes = Router::new().route("/auth/refresh", post(refresh::<S>)).with_state(state);
     observed(routes, FUNCTION, clock, ids)
+}
+
+/// The function's part of the OpenAPI document: its operations and the schemas they use.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(refresh))]
+struct Api;
+
+/// The function's operations, for the `openapi` function's document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <Api as utoipa::OpenApi>::openapi()
 }

@@ -10,6 +10,8 @@
 //!   registrations of one address give exactly one account);
 //! - 422 `validation_failed` naming `email` or `password`.
 
+use shared::http::error::Problem;
+use shared::http::openapi as doc;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -27,15 +29,32 @@ use shared::ports::ItemStore;
 pub const FUNCTION: &str = "register";
 
 /// What a client sends.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterBody {
     /// The e-mail address.
     pub email: String,
     /// The new password (kept secret: redacted in `Debug`).
+    #[schema(value_type = String, format = Password)]
     pub password: SecretString,
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/register",
+    operation_id = "register",
+    tag = "accounts",
+    summary = "Open an account",
+    request_body(content = RegisterBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The account", body = AccountView, headers(("Location" = String, description = "`/me`"))),
+        (status = 400, description = "`invalid_body`: the body is not JSON of the expected shape", body = Problem, content_type = "application/problem+json"),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 415, response = doc::UnsupportedMediaType),
+        (status = 409, description = "`conflict`: an account with this e-mail address exists", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `email` or `password` breaks a rule (passwords: 12 to 128 characters)", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn register<S: ItemStore + Clone>(
     State(state): State<AppState<S>>,
     shared::http::Json(body): shared::http::Json<RegisterBody>,
@@ -55,4 +74,14 @@ pub fn router<S: ItemStore + Clone>(state: AppState<S>) -> Router {
     let ids = state.ids.clone();
     let routes = Router::new().route("/auth/register", post(register::<S>)).with_state(state);
     observed(routes, FUNCTION, clock, ids)
+}
+
+/// The function's part of the OpenAPI document: its operations and the schemas they use.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(register))]
+struct Api;
+
+/// The function's operations, for the `openapi` function's document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <Api as utoipa::OpenApi>::openapi()
 }

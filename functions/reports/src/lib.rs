@@ -11,6 +11,8 @@
 //! - 400 `invalid_parameter` for a `date` that is not `YYYY-MM-DD`, or is after today;
 //! - 401 `unauthorized` without a valid bearer token; 403 `forbidden` for a customer.
 
+use shared::http::error::Problem;
+use shared::http::openapi as doc;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -28,7 +30,7 @@ use shared::sales::Sales;
 pub const FUNCTION: &str = "reports";
 
 /// One currency's figures on the wire.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TotalsView {
     /// The currency.
     pub currency: String,
@@ -49,7 +51,7 @@ pub struct TotalsView {
 }
 
 /// One product's figures on the wire.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ProductSalesView {
     /// The product.
     pub product_id: String,
@@ -64,7 +66,7 @@ pub struct ProductSalesView {
 }
 
 /// A sales report on the wire.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReportView {
     /// The day, `YYYY-MM-DD` (UTC).
     pub date: String,
@@ -116,6 +118,23 @@ impl From<SalesReport> for ReportView {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/reports/sales",
+    operation_id = "sales_report",
+    tag = "reports",
+    summary = "A day's sales report (admins): closed, or the live counters",
+    params(
+        ("date" = Option<String>, Query, format = Date, description = "The UTC day, `YYYY-MM-DD` (default today)")
+    ),
+    responses(
+        (status = 200, description = "The report", body = ReportView),
+        (status = 400, description = "`invalid_parameter`: `date` is not `YYYY-MM-DD`, or is after today", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden)
+    ),
+    security(("bearer" = []))
+)]
 async fn sales<S: ItemStore + Clone>(State(state): State<AppState<S>>, _admin: Admin, mut params: Params) -> Result<Json<ReportView>, ApiError> {
     let date = params.text("date")?;
     params.finish()?;
@@ -137,4 +156,14 @@ pub fn router<S: ItemStore + Clone>(state: AppState<S>) -> Router {
     let ids = state.ids.clone();
     let routes = Router::new().route("/reports/sales", get(sales::<S>)).with_state(state);
     observed(routes, FUNCTION, clock, ids)
+}
+
+/// The function's part of the OpenAPI document: its operations and the schemas they use.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(sales))]
+struct Api;
+
+/// The function's operations, for the `openapi` function's document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <Api as utoipa::OpenApi>::openapi()
 }

@@ -139,18 +139,30 @@ pub enum ApiError {
     Internal(#[from] anyhow::Error),
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// A problem document (RFC 9457), the body of every 4xx and 5xx answer.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(title = "Problem")]
+pub struct Problem<'a> {
+    /// `urn:storefront:problem:<code>`.
     #[serde(rename = "type")]
     kind: String,
+    /// The status's reason phrase.
     title: &'a str,
+    /// The HTTP status.
     status: u16,
+    /// What went wrong, for people; never quotes a refused value or anything secret.
     detail: String,
+    /// The stable machine code, such as `not_found` or `insufficient_stock`; each response of each operation
+    /// names the codes it may carry.
     code: &'a str,
+    /// The query or path parameter (`invalid_parameter`) or body field (`validation_failed`) at fault.
     #[serde(skip_serializing_if = "Option::is_none")]
     param: Option<&'a str>,
+    /// The product short of stock (`insufficient_stock`).
     #[serde(skip_serializing_if = "Option::is_none")]
     product_id: Option<&'a str>,
+    /// Why a discount code does not apply (`discount_invalid`): `unknown`, `not_started`, `expired`,
+    /// `used_up` or `min_subtotal_not_met`.
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
 }

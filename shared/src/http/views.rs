@@ -4,6 +4,7 @@
 //! [`serialize_secret`] and stay out of `Debug` output.
 
 pub mod commerce;
+pub mod privacy;
 
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
@@ -16,7 +17,7 @@ use crate::http::error::ApiError;
 use crate::ports::Timestamp;
 
 /// An amount of money on the wire.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct MoneyView {
     /// Integer minor units (cents for EUR).
     pub amount: i64,
@@ -25,7 +26,7 @@ pub struct MoneyView {
 }
 
 /// A product on the wire.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ProductView {
     /// Its id.
     pub id: String,
@@ -132,7 +133,7 @@ impl IfMatch {
 }
 
 /// An amount of money as a client sends it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoneyBody {
     /// Integer minor units.
@@ -142,7 +143,7 @@ pub struct MoneyBody {
 }
 
 /// A product as an admin sends it to `POST /products` or `PUT /products/{id}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductBody {
     /// Its SKU.
@@ -183,7 +184,7 @@ impl ProductBody {
 }
 
 /// An account on the wire (`POST /auth/register`, `GET /me`). The password hash is never part of it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AccountView {
     /// Its id.
     pub id: String,
@@ -225,10 +226,11 @@ pub fn serialize_secret<S: Serializer>(secret: &SecretString, serializer: S) -> 
 
 /// The tokens of a sign-in or a refresh (`POST /auth/login`, `POST /auth/refresh`), in the shape of an
 /// OAuth 2.0 token response (RFC 6749 §5.1).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TokensView {
     /// The access token, for `Authorization: Bearer`.
     #[serde(serialize_with = "serialize_secret")]
+    #[schema(value_type = String)]
     pub access_token: SecretString,
     /// Always `Bearer`.
     pub token_type: &'static str,
@@ -236,6 +238,7 @@ pub struct TokensView {
     pub expires_in: i64,
     /// The refresh token, for `POST /auth/refresh`; it works once.
     #[serde(serialize_with = "serialize_secret")]
+    #[schema(value_type = String)]
     pub refresh_token: SecretString,
     /// Seconds until the refresh token expires.
     pub refresh_expires_in: i64,

@@ -28,6 +28,7 @@ use crate::domain::account::UserId;
 use crate::exports::{Exports, clear_partition};
 use crate::http::views::AccountView;
 use crate::http::views::commerce::OrderView;
+use crate::http::views::privacy::{ExportView, ExportedCart, ExportedCartLine, ExportedRequests};
 use crate::jobs::JobError;
 use crate::mail::{MailSettings, Outgoing, letters};
 use crate::outbox::{Event, EventError, Topic};
@@ -149,19 +150,24 @@ impl<S: ItemStore + Clone> PrivacyJobs<S> {
             }
         }
         let (cart, _) = self.carts.get(&user.id).await.map_err(JobError::store)?;
-        Ok(serde_json::json!({
-            "exported_at": crate::http::views::rfc3339(self.clock.now()),
-            "account": AccountView::from(user),
-            "orders": orders,
-            "cart": {
-                "items": cart.lines.iter().map(|line| serde_json::json!({"product_id": line.product_id, "quantity": line.quantity.get()})).collect::<Vec<_>>(),
-                "discount_code": cart.discount,
+        let document = ExportView {
+            exported_at: crate::http::views::rfc3339(self.clock.now()),
+            account: AccountView::from(user),
+            orders,
+            cart: ExportedCart {
+                items: cart
+                    .lines
+                    .iter()
+                    .map(|line| ExportedCartLine { product_id: line.product_id.to_string(), quantity: line.quantity.get() })
+                    .collect(),
+                discount_code: cart.discount.as_ref().map(ToString::to_string),
             },
-            "requests": {
-                "export_requested_at": user.export_requested_at.map(crate::http::views::rfc3339),
-                "erasure_requested_at": user.erasure_requested_at.map(crate::http::views::rfc3339),
+            requests: ExportedRequests {
+                export_requested_at: user.export_requested_at.map(crate::http::views::rfc3339),
+                erasure_requested_at: user.erasure_requested_at.map(crate::http::views::rfc3339),
             },
-        }))
+        };
+        serde_json::to_value(document).map_err(transient)
     }
 
     async fn export(&self, user_id: &UserId, requested_at: Timestamp) -> Result<(), JobError> {

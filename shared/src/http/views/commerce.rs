@@ -33,7 +33,7 @@ impl MoneyBody {
 }
 
 /// A cart or order line on the wire.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct LineView {
     /// The product.
     pub product_id: String,
@@ -63,7 +63,7 @@ impl From<&PricedLine> for LineView {
 }
 
 /// A discount as applied to a cart or an order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AppliedDiscountView {
     /// The code.
     pub code: String,
@@ -78,7 +78,7 @@ impl From<&AppliedDiscount> for AppliedDiscountView {
 }
 
 /// A cart on the wire (`GET /cart` and every cart change).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CartView {
     /// Its lines, at the catalog's current prices.
     pub items: Vec<LineView>,
@@ -102,7 +102,7 @@ impl From<&Totals> for CartView {
 }
 
 /// An order's payment on the wire.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PaymentView {
     /// The provider.
     pub provider: String,
@@ -113,7 +113,7 @@ pub struct PaymentView {
 }
 
 /// An order on the wire.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct OrderView {
     /// Its id.
     pub id: String,
@@ -156,7 +156,7 @@ impl From<&Order> for OrderView {
 }
 
 /// A discount on the wire (`POST /discounts`, `GET /discounts`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DiscountView {
     /// The code, upper-case.
     pub code: String,
@@ -202,7 +202,7 @@ impl From<&CountedDiscount> for DiscountView {
 }
 
 /// A sandbox charge on the wire (`GET /payments/sandbox/charges`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ChargeView {
     /// The charge's id.
     pub charge_id: String,
@@ -221,7 +221,7 @@ impl From<&Charge> for ChargeView {
 }
 
 /// A list with a cursor to its next page (`null` at the end).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PageView<T> {
     /// This page's items.
     pub items: Vec<T>,
@@ -230,7 +230,7 @@ pub struct PageView<T> {
 }
 
 /// `PUT /cart/items/{product_id}`'s body.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuantityBody {
     /// How many units the line should hold, 1 to 99.
@@ -238,7 +238,7 @@ pub struct QuantityBody {
 }
 
 /// `PUT /cart/discount`'s body.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeBody {
     /// The discount code (any case).
