@@ -59,7 +59,7 @@ EOF
 say "release builds"
 CARGO_TARGET_DIR="$target" cargo build --release --manifest-path "$bench/hello/Cargo.toml"
 cargo build --release -p health -p products -p product -p cart -p discounts -p checkout -p orders -p payments -p reports -p jobs \
-  -p checkout-sweep -p order-events -p privacy -p sales-report --features aws --bins
+  -p checkout-sweep -p order-events -p privacy -p sales-report -p openapi -p docs -p mcp --features aws --bins
 
 cat >"$bench/event.json" <<'EOF'
 {"version":"2.0","routeKey":"$default","rawPath":"/bench/not-a-route","rawQueryString":"","headers":{"host":"bench.example"},"requestContext":{"accountId":"123456789012","apiId":"bench","domainName":"bench.example","http":{"method":"GET","path":"/bench/not-a-route","protocol":"HTTP/1.1","sourceIp":"192.0.2.1","userAgent":"bench"},"requestId":"bench","routeKey":"$default","stage":"$default","time":"21/Nov/2026:07:00:00 +0000","timeEpoch":1795158000000},"isBase64Encoded":false}
@@ -82,7 +82,9 @@ env -i PATH="$PATH" HOME="$HOME" \
     "health=$target/release/health" "products=$target/release/products" "product=$target/release/product" \
     "cart=$target/release/cart" "discounts=$target/release/discounts" \
     "checkout=$target/release/checkout;ORDERS_QUEUE_URL=$orders_queue" "orders=$target/release/orders;ORDERS_QUEUE_URL=$orders_queue" \
-    "payments=$target/release/payments" "reports=$target/release/reports" "jobs=$target/release/jobs@$bench/sqs-event.json" \
+    "payments=$target/release/payments" "reports=$target/release/reports" \
+    "openapi=$target/release/openapi" "docs=$target/release/docs" "mcp=$target/release/mcp;ORDERS_QUEUE_URL=$orders_queue" \
+    "jobs=$target/release/jobs@$bench/sqs-event.json" \
     "order-events=$target/release/order-events@$bench/sqs-event.json;ORDERS_QUEUE_URL=$orders_queue;ORDERS_DEAD_LETTER_QUEUE_URL=$orders_dlq" \
     "privacy=$target/release/privacy@$bench/sqs-event.json;PRIVACY_QUEUE_URL=$privacy_queue;PRIVACY_DEAD_LETTER_QUEUE_URL=$privacy_dlq" \
     "sales-report=$target/release/sales-report@$PWD/events/schedule.json;AWS_ENDPOINT_URL_DYNAMODB={empty_dynamodb}" \

@@ -18,7 +18,9 @@
 #      for what follows a sale): catalog, bad input,
 #      accounts, admin writes and commerce (carts, discount codes, checkout with each sandbox token, orders,
 #      cancels, and the races: 30 shoppers for 10 units, whose latency line is shown, one key 8 times at once, a
-#      usage limit under concurrent checkouts), bounded by STOREFRONT_SCENARIOS_TIMEOUT_SECS because a request a
+#      usage limit under concurrent checkouts), MCP with the official Python SDK (both revisions, with and without
+#      a token), schemathesis on every operation of /openapi.json and /docs (a static asset) in headless
+#      Chromium, bounded by STOREFRONT_SCENARIOS_TIMEOUT_SECS because a request a
 #      Worker never answers (a panic resets the isolate) would otherwise hang the run; then
 #      checks as the admin that catalog writes invalidate the KV listing cache (a cached listing is a hit, and
 #      after POST, PUT and DELETE /products the next one is fresh); then runs the relay cron (which also sweeps
@@ -47,6 +49,8 @@ fail() { printf 'test-workers: FAILED: %s\n' "$*" >&2; exit 1; }
 bash "$ROOT/scripts/workers-tools.sh"
 # shellcheck source=/dev/null
 source "$TOOLS/workers-env.sh"
+# The MCP Python SDK, schemathesis and Chromium for the mcp:: and api_contract:: scenarios.
+eval "$(bash "$ROOT/scripts/api-clients.sh" env)"
 export XDG_CONFIG_HOME="$TOOLS/xdg" WRANGLER_SEND_METRICS=false WRANGLER_LOG_PATH="$TOOLS/wrangler-logs"
 mkdir -p "$XDG_CONFIG_HOME" "$WRANGLER_LOG_PATH"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
@@ -275,7 +279,7 @@ if [[ -f "$ROOT/tests/Cargo.toml" ]]; then
     STOREFRONT_SECRETS_LOG="$SECRETS_LOG" STOREFRONT_MAIL_SINK="wrangler-eml:$ROOT/.wrangler/tmp" \
     STOREFRONT_STORE_SCAN="http:$BASE/__test/items" \
     timeout --kill-after=10 "${STOREFRONT_SCENARIOS_TIMEOUT_SECS:-900}" \
-    cargo test --manifest-path "$ROOT/Cargo.toml" -p tests --test it -- catalog:: bad_input:: auth:: admin:: commerce:: after_sale:: \
+    cargo test --manifest-path "$ROOT/Cargo.toml" -p tests --test it -- catalog:: bad_input:: auth:: admin:: commerce:: after_sale:: mcp:: api_contract:: \
     --nocapture 2>&1 | tee "$RUN_DIR/scenarios.log"; then
     scenarios="passed"
   else

@@ -90,6 +90,9 @@ pub const PRIVACY_QUEUE_URL: &str = "PRIVACY_QUEUE_URL";
 /// functions this one, the me function [`PRIVACY_QUEUE_URL`]), so none may send to a queue it has no use for.
 /// Only producers read it: nothing here receives from the orders queue.
 pub const ORDERS_QUEUE_URL: &str = "ORDERS_QUEUE_URL";
+/// Browser origins, comma-separated, that may call the MCP function besides loopback ones (the `mcp` function
+/// only; an `Origin` naming any other answers 403, and clients that send none are always served).
+pub const STOREFRONT_MCP_ALLOWED_ORIGINS: &str = "STOREFRONT_MCP_ALLOWED_ORIGINS";
 
 /// The orders queue's dead-letter queue's URL (a FIFO queue), for the order-events function: events that can
 /// never succeed are copied there at once.
@@ -393,6 +396,8 @@ pub struct HttpConfig {
     pub orders_queue_url: Option<String>,
     /// The payment provider.
     pub payments: PaymentsConfig,
+    /// Browser origins, comma-separated, the MCP function allows besides loopback ones (the `mcp` function only).
+    pub mcp_allowed_origins: String,
 }
 
 impl HttpConfig {
@@ -410,6 +415,7 @@ impl HttpConfig {
             privacy_queue_url: optional(PRIVACY_QUEUE_URL),
             orders_queue_url: optional(ORDERS_QUEUE_URL),
             payments: PaymentsConfig::from_env()?,
+            mcp_allowed_origins: optional(STOREFRONT_MCP_ALLOWED_ORIGINS).unwrap_or_default(),
         })
     }
 }
@@ -465,6 +471,26 @@ pub fn run_http_with<F>(auth: AuthSettings, password: Argon2Settings, router: F)
 where
     F: FnOnce(AppState<DynamoItemStore>) -> axum::Router,
 {
+    serve_http(auth, password, |state, _| router(state))
+}
+
+/// Runs the MCP function as [`run_http`] does, handing its router the browser origins it allows besides
+/// loopback ones (`STOREFRONT_MCP_ALLOWED_ORIGINS`, comma-separated; empty for none).
+///
+/// # Errors
+/// As [`run_http`].
+pub fn run_mcp_http<F>(router: F) -> Result<(), Error>
+where
+    F: FnOnce(AppState<DynamoItemStore>, &str) -> axum::Router,
+{
+    serve_http(AuthSettings::default(), Argon2Settings::default(), router)
+}
+
+/// The HTTP entries' one body; `router` also gets the allowed MCP origins (only the MCP function uses them).
+fn serve_http<F>(auth: AuthSettings, password: Argon2Settings, router: F) -> Result<(), Error>
+where
+    F: FnOnce(AppState<DynamoItemStore>, &str) -> axum::Router,
+{
     init_logs();
     runtime()?.block_on(async move {
         let cfg = HttpConfig::from_env()?;
@@ -483,7 +509,7 @@ where
             let created = state.catalog.seed_demo_if_empty(&UuidIds, &SystemClock).await.context("failed to seed")?;
             tracing::info!(created, "demo catalog seeded");
         }
-        lambda_http::run(router(state).fallback(shared::http::error::not_found)).await
+        lambda_http::run(router(state, &cfg.mcp_allowed_origins).fallback(shared::http::error::not_found)).await
     })
 }
 

@@ -69,8 +69,9 @@ pub(crate) async fn store(env: &Env, clock: Arc<dyn Clock>) -> anyhow::Result<St
     Ok(store)
 }
 
-/// Every function's router on one state, with problem-document fallbacks.
-fn routes(state: AppState<Store>, env: &Env) -> Router {
+/// Every function's router on one state, with problem-document fallbacks. `/docs` and its files are not
+/// routes of the Worker: Workers Static Assets serve them (`[assets]` in `wrangler.toml`) before the Worker runs.
+fn routes(state: AppState<Store>, env: &Env, mcp_settings: mcp::McpSettings) -> Router {
     let router = Router::new()
         .merge(health::router(state.clone()))
         .merge(products::router(state.clone()))
@@ -85,7 +86,9 @@ fn routes(state: AppState<Store>, env: &Env) -> Router {
         .merge(checkout::router(state.clone()))
         .merge(orders::router(state.clone()))
         .merge(payments::router(state.clone()))
-        .merge(reports::router(state.clone()));
+        .merge(reports::router(state.clone()))
+        .merge(openapi::router(state.clone()))
+        .merge(mcp::router_with(state.clone(), mcp_settings));
     #[cfg(feature = "testkit")]
     let router = router.merge(crate::contract::router(state, env));
     #[cfg(not(feature = "testkit"))]
@@ -99,6 +102,7 @@ async fn build(env: &Env) -> anyhow::Result<(Router, AppState<Store>, Option<KvL
     let ids: Arc<dyn IdGen> = Arc::new(CryptoIds::default());
     let store = store(env, Arc::clone(&clock)).await?;
     let auth_settings = AuthSettings::for_host(config.first_admin, config.login_attempts_per_client);
+    let mcp_settings = config.mcp;
     let mut state =
         AppState::configured(store.clone(), Arc::clone(&clock), ids, config.keys, auth_settings, config.password_params)
             .context("invalid password parameters")?
@@ -110,7 +114,7 @@ async fn build(env: &Env) -> anyhow::Result<(Router, AppState<Store>, Option<KvL
     }
     // The cache is an optimisation: without its binding the catalog is served from D1 alone.
     let cache = env.kv(config::CATALOG_CACHE_BINDING).ok().map(KvListingCache::new);
-    Ok((routes(state.clone(), env), state, cache))
+    Ok((routes(state.clone(), env, mcp_settings), state, cache))
 }
 
 /// The topics' queues on their bindings; `None` when a binding is missing.

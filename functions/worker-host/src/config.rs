@@ -73,6 +73,8 @@ pub(crate) const ORDERS_DLQ_BINDING: &str = "ORDERS_DLQ";
 pub(crate) const MAIL_FROM_BINDING: &str = "STOREFRONT_MAIL_FROM";
 /// More admin addresses, comma-separated.
 pub(crate) const ALERTS_TO_BINDING: &str = "STOREFRONT_ALERTS_TO";
+/// Browser origins, comma-separated, that may call `POST /mcp` besides loopback ones.
+pub(crate) const MCP_ALLOWED_ORIGINS_BINDING: &str = "STOREFRONT_MCP_ALLOWED_ORIGINS";
 /// Test builds only: the orders consumer fails its batch, unsettled, after first handling an event of an order
 /// whose id starts with this (a crash in the middle of a batch).
 #[cfg(feature = "testkit")]
@@ -97,6 +99,8 @@ pub(crate) struct Config {
     pub(crate) login_attempts_per_client: u32,
     /// Argon2id's costs for new password hashes.
     pub(crate) password_params: Argon2Settings,
+    /// The MCP endpoint's settings (the browser origins it allows).
+    pub(crate) mcp: mcp::McpSettings,
 }
 
 impl Config {
@@ -134,7 +138,8 @@ impl Config {
                 "the variables {ARGON2_MEMORY_KIB_BINDING}, {ARGON2_ITERATIONS_BINDING}, {ARGON2_PARALLELISM_BINDING}: {error}"
             )
         })?;
-        Ok(Self { keys, demo_seed, first_admin, login_attempts_per_client, password_params })
+        let mcp = mcp::McpSettings::from_list(&optional_var(env, MCP_ALLOWED_ORIGINS_BINDING).unwrap_or_default());
+        Ok(Self { keys, demo_seed, first_admin, login_attempts_per_client, password_params, mcp })
     }
 }
 
