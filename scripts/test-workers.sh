@@ -614,6 +614,13 @@ checks = [
     found("the checkout sweep's report from the relay cron", lambda l: l.get("message") == "swept the checkouts"
           and l.get("cron") == "* * * * *" and all(isinstance(l.get(field), int) for field in ("paid", "released", "failed"))),
 ]
+# The state is built once per isolate (functions/worker-host/src/app.rs, `built`), not per request: across the
+# whole run, builds are at most one per 50 requests handled (wrangler dev may start a new isolate now and then).
+handled = sum(1 for line in lines if line.get("message") == "handled")
+builds = sum(1 for line in lines if line.get("message") == "worker state built")
+reused = 1 <= builds and builds * 50 <= handled
+print(f"  {'ok  ' if reused else 'FAIL'} log: the worker state was built {builds} times for {handled} requests handled")
+checks.append(reused)
 print(f"structured logs: {len(lines)} JSON lines, {sum(checks)} of {len(checks)} checks passed")
 sys.exit(0 if all(checks) else 1)
 PY

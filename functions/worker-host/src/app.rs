@@ -7,9 +7,11 @@
 //! `PRIVACY` binding and order events on `ORDERS`, and whatever stays in the outbox is relayed by the cron tick,
 //! which also sweeps the checkouts left reserved.
 //!
-//! The state is built per request, but two things must outlive a request: the payment circuit breaker is one
-//! per isolate (a static), so that it sees every checkout the isolate runs, and the payment retries wait on the
-//! JavaScript timer (`JsTimer`).
+//! The state (configuration, keys, the authentication service, the routers) is built once per isolate, on its
+//! first request, queue batch or cron tick, and reused by every later one (`built`); it is built again only
+//! when a variable or the secret it came from changes. The payment circuit breaker is one per isolate too (a
+//! static), so that it sees every checkout the isolate runs, and the payment retries wait on the JavaScript
+//! timer (`JsTimer`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -96,7 +98,45 @@ fn routes(state: AppState<Store>, env: &Env, mcp_settings: mcp::McpSettings) -> 
     router.fallback(shared::http::error::not_found)
 }
 
-async fn build(env: &Env) -> anyhow::Result<(Router, AppState<Store>, Option<KvListingCache>)> {
+/// What a request, a queue batch and a cron tick work with: the routers, the state they share, the cache.
+type Built = (Router, AppState<Store>, Option<KvListingCache>);
+
+thread_local! {
+    /// The isolate's built state, with the fingerprint of the variables it was built from. An isolate runs one
+    /// thread, and bindings and variables are fixed for its life (a deploy or a change of settings starts new
+    /// isolates), so this is built once per isolate; the fingerprint makes a change rebuild it anyway.
+    static BUILT: std::cell::RefCell<Option<([u8; 32], Built)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A digest of every variable and secret [`build`] reads, so that a change of any rebuilds the state. Only the
+/// digest is kept, never the secret's text.
+fn fingerprint(env: &Env) -> [u8; 32] {
+    use sha2::Digest as _;
+    let mut digest = sha2::Sha256::new();
+    let secret = env.secret(config::SECRET_BINDING).map(|secret| secret.to_string()).unwrap_or_default();
+    digest.update(secret.as_bytes());
+    for name in config::STATE_VARIABLES {
+        digest.update([0]);
+        digest.update(config::optional_var(env, name).unwrap_or_default().as_bytes());
+    }
+    digest.finalize().into()
+}
+
+/// The isolate's state: built on its first request (or batch, or tick), reused by every later one while the
+/// variables it came from are unchanged.
+async fn built(env: &Env) -> anyhow::Result<Built> {
+    let fingerprint = fingerprint(env);
+    let cached = BUILT.with(|slot| slot.borrow().as_ref().filter(|(seen, _)| *seen == fingerprint).map(|(_, built)| built.clone()));
+    if let Some(built) = cached {
+        return Ok(built);
+    }
+    let fresh = build(env).await?;
+    tracing::info!("worker state built");
+    BUILT.with(|slot| *slot.borrow_mut() = Some((fingerprint, fresh.clone())));
+    Ok(fresh)
+}
+
+async fn build(env: &Env) -> anyhow::Result<Built> {
     let config = Config::from_worker_env(env)?;
     let clock: Arc<dyn Clock> = Arc::new(JsClock::default());
     let ids: Arc<dyn IdGen> = Arc::new(CryptoIds::default());
@@ -165,7 +205,7 @@ pub(crate) async fn handle(req: HttpRequest, env: &Env) -> http::Response<Body> 
             return axum::response::IntoResponse::into_response(ApiError::PayloadTooLarge { limit: MAX_BUFFERED_BODY_BYTES });
         }
     };
-    match build(env).await {
+    match built(env).await {
         Ok((router, state, cache)) => crate::cache::serve(req, router, &state, cache.as_ref()).await,
         Err(error) => {
             tracing::error!(error = ?error, "failed to build the worker's state");
@@ -187,7 +227,7 @@ pub(crate) async fn route(req: http::Request<Body>, router: Router) -> http::Res
 /// ([`config::HOUSEKEEPING_CRON`]) deletes expired items and, where enabled, seeds the demo catalog. A schedule this build does not know (`wrangler.toml` changed without this file) runs both:
 /// each is safe to repeat. Errors are logged; the next tick retries.
 pub(crate) async fn tick(cron: &str, env: &Env) {
-    let (_, state, cache) = match build(env).await {
+    let (_, state, cache) = match built(env).await {
         Ok(built) => built,
         Err(error) => {
             tracing::error!(cron, error = ?error, "failed to build the worker's state");
@@ -244,7 +284,7 @@ pub(crate) fn jobs(env: &Env, state: &AppState<Store>) -> anyhow::Result<shared:
 
 /// The state a queue consumer works with (the routers are not needed).
 pub(crate) async fn state_for_jobs(env: &Env) -> anyhow::Result<AppState<Store>> {
-    build(env).await.map(|(_, state, _)| state)
+    built(env).await.map(|(_, state, _)| state)
 }
 
 /// Publishes up to [`RELAY_MAX_EVENTS`] outbox events; the ones whose queue fails stay for the next tick.

@@ -75,6 +75,18 @@ pub(crate) const MAIL_FROM_BINDING: &str = "STOREFRONT_MAIL_FROM";
 pub(crate) const ALERTS_TO_BINDING: &str = "STOREFRONT_ALERTS_TO";
 /// Browser origins, comma-separated, that may call `POST /mcp` besides loopback ones.
 pub(crate) const MCP_ALLOWED_ORIGINS_BINDING: &str = "STOREFRONT_MCP_ALLOWED_ORIGINS";
+
+/// Every variable [`Config::from_worker_env`] reads (the secret aside): the isolate's state is built again when
+/// one of them changes (`app::built`).
+pub(crate) const STATE_VARIABLES: [&str; 7] = [
+    DEMO_SEED_BINDING,
+    ADMIN_EMAIL_BINDING,
+    LOGIN_ATTEMPTS_PER_CLIENT_BINDING,
+    ARGON2_MEMORY_KIB_BINDING,
+    ARGON2_ITERATIONS_BINDING,
+    ARGON2_PARALLELISM_BINDING,
+    MCP_ALLOWED_ORIGINS_BINDING,
+];
 /// Test builds only: the orders consumer fails its batch, unsettled, after first handling an event of an order
 /// whose id starts with this (a crash in the middle of a batch).
 #[cfg(feature = "testkit")]
