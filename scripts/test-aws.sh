@@ -533,7 +533,8 @@ STOREFRONT_SCHEMATHESIS_UTF8_BODIES_ONLY=1 \
 STOREFRONT_BASE_URL="http://127.0.0.1:$port" STOREFRONT_SECRET="$secret_hex" STOREFRONT_ADMIN_EMAIL="$admin_email" \
   STOREFRONT_SECRETS_LOG="$secrets_log" STOREFRONT_MAIL_SINK="moto:$AWS_ENDPOINT_URL_SQS" \
   STOREFRONT_STORE_SCAN="dynamodb:$AWS_ENDPOINT_URL_DYNAMODB#$e2e_table" \
-  run_tests "$log" -- cargo test -p tests --test it -- catalog:: bad_input:: auth:: admin:: commerce:: after_sale:: mcp:: api_contract:: --nocapture
+  STOREFRONT_HOST_LOG="$state/watch.log" STOREFRONT_METRICS_FORMAT=emf \
+  run_tests "$log" -- cargo test -p tests --test it -- catalog:: bad_input:: auth:: admin:: commerce:: after_sale:: mcp:: api_contract:: host_log:: --nocapture
 
 say "the me, checkout and orders functions published every event they committed, and left nothing in the outbox"
 # DELETE /me and POST /me/export commit their job into the outbox, and the me function publishes it right after the

@@ -278,8 +278,9 @@ if [[ -f "$ROOT/tests/Cargo.toml" ]]; then
   if STOREFRONT_BASE_URL="$BASE" STOREFRONT_SECRET="$SECRET_HEX" STOREFRONT_ADMIN_EMAIL="$ADMIN_EMAIL" \
     STOREFRONT_SECRETS_LOG="$SECRETS_LOG" STOREFRONT_MAIL_SINK="wrangler-eml:$ROOT/.wrangler/tmp" \
     STOREFRONT_STORE_SCAN="http:$BASE/__test/items" \
+    STOREFRONT_HOST_LOG="$RUN_DIR/wrangler.log" STOREFRONT_METRICS_FORMAT=log \
     timeout --kill-after=10 "${STOREFRONT_SCENARIOS_TIMEOUT_SECS:-900}" \
-    cargo test --manifest-path "$ROOT/Cargo.toml" -p tests --test it -- catalog:: bad_input:: auth:: admin:: commerce:: after_sale:: mcp:: api_contract:: \
+    cargo test --manifest-path "$ROOT/Cargo.toml" -p tests --test it -- catalog:: bad_input:: auth:: admin:: commerce:: after_sale:: mcp:: api_contract:: host_log:: \
     --nocapture 2>&1 | tee "$RUN_DIR/scenarios.log"; then
     scenarios="passed"
   else

@@ -63,8 +63,24 @@ pub fn retry_delay(attempt: u32) -> Duration {
     Duration::from_secs(1_u64 << attempt.clamp(1, 16)).min(MAX_RETRY_DELAY)
 }
 
-/// The outcome of a job's result, logged with the delivery's id, attempt and reason when it failed.
+/// The outcome of a job's result, logged with the delivery's id, attempt and reason when it failed, and
+/// counted in the job metric (`crate::telemetry::job`).
 pub fn outcome(queue: &str, delivery: &Delivery, result: Result<(), JobError>) -> Outcome {
+    let outcome = settle(queue, delivery, result);
+    crate::telemetry::job(queue, outcome_name(&outcome));
+    outcome
+}
+
+/// The job metric's name of an outcome.
+fn outcome_name(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Ack => "done",
+        Outcome::Retry { .. } => "retried",
+        Outcome::DeadLetter { .. } => "dead_lettered",
+    }
+}
+
+fn settle(queue: &str, delivery: &Delivery, result: Result<(), JobError>) -> Outcome {
     let event_id = event_id_of(&delivery.body);
     match result {
         Ok(()) => Outcome::Ack,
@@ -196,8 +212,14 @@ struct Envelope {
 #[cfg(feature = "testkit")]
 pub const TESTKIT_KIND: &str = "testkit.outcome";
 
-/// Handles one delivery of the generic jobs queue and says how to settle it.
+/// Handles one delivery of the generic jobs queue and says how to settle it, counted in the job metric.
 pub async fn handle(delivery: &Delivery) -> Outcome {
+    let outcome = generic(delivery);
+    crate::telemetry::job("jobs", outcome_name(&outcome));
+    outcome
+}
+
+fn generic(delivery: &Delivery) -> Outcome {
     let envelope: Envelope = match serde_json::from_str(&delivery.body) {
         Ok(envelope) => envelope,
         Err(_) => return Outcome::DeadLetter { reason: "not a job envelope".to_owned() },

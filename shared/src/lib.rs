@@ -4,7 +4,7 @@
 //! the typed repositories written once on top of the item store (`catalog`, `accounts`, `sessions`, `rate_limit`),
 //! the authentication use cases (`auth`), buying (`commerce`: carts, discounts, orders, the checkout), payments
 //! (`payments`: the sandbox provider and the retrying gateway), idempotency keys (`idempotency`), what follows a sale and a privacy request (`jobs`, with `mail`, `sales` and
-//! `exports`), the HTTP pieces every
+//! `exports`), trace context and metrics (`telemetry`), the HTTP pieces every
 //! endpoint uses (`http`) and one adapter per backend (`adapters`). The hosts that wire them live in
 //! `functions/lambda-host`, `functions/worker-host` and `functions/local-host`.
 //! With no features it builds for `wasm32-unknown-unknown`: nothing here may call an API that panics there.
@@ -30,5 +30,6 @@ pub mod ports;
 pub mod rate_limit;
 pub mod sales;
 pub mod sessions;
+pub mod telemetry;
 #[cfg(test)]
 mod test_stores;

@@ -16,6 +16,7 @@
 
 use shared::http::error::Problem;
 use shared::http::openapi as doc;
+use axum::Extension;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::post;
@@ -26,7 +27,9 @@ use shared::http::context::observed;
 use shared::http::idempotent::{Outcome, idempotency_key, idempotent};
 use shared::http::views::commerce::OrderView;
 use shared::http::{ApiError, AppState, Authenticated};
+use shared::commerce::CheckoutError;
 use shared::ports::ItemStore;
+use shared::telemetry::{self, TraceParent};
 
 /// The function's name in logs.
 pub const FUNCTION: &str = "checkout";
@@ -68,8 +71,10 @@ async fn checkout<S: ItemStore + Clone>(
     State(state): State<AppState<S>>,
     caller: Authenticated,
     headers: HeaderMap,
+    trace: Option<Extension<TraceParent>>,
     shared::http::Json(body): shared::http::Json<CheckoutBody>,
 ) -> Result<Response, ApiError> {
+    let trace = trace.map(|Extension(trace)| trace);
     let key = idempotency_key(&headers)?;
     let token = body.payment_token.trim();
     if token.is_empty() || token.len() > MAX_TOKEN_CHARS || !token.bytes().all(|byte| byte.is_ascii_graphic()) {
@@ -79,7 +84,9 @@ async fn checkout<S: ItemStore + Clone>(
     let user = &caller.user.id;
     let commerce = &state.commerce;
     idempotent(&state, user, &key, ("POST", "/checkout", &fingerprint_body), |order_id| async move {
-        let order = commerce.checkout(user, &order_id, token).await?;
+        let placed = commerce.checkout(user, &order_id, token, trace.as_ref()).await;
+        telemetry::checkout(placed.as_ref().map_or_else(CheckoutError::outcome, |_| "paid"));
+        let order = placed?;
         let body = serde_json::to_value(OrderView::from(&order)).map_err(|error| ApiError::Internal(error.into()))?;
         Ok(Outcome { status: StatusCode::CREATED, body, location: Some(format!("/orders/{}", order.id)) })
     })

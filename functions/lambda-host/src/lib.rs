@@ -431,15 +431,66 @@ fn log_level(lambda_level: Option<&str>, rust_log: Option<&str>) -> LevelFilter 
 }
 
 /// Installs the process's log subscriber: one line per event on stdout, JSON when Lambda asks for it, filtered
-/// by a single level. `lambda_http`'s default subscriber would do the same through an `EnvFilter`, whose
-/// directive parsing and per-callsite matching cost init time that a single level does not need.
+/// by a single level; and metric events (`shared::telemetry`) as CloudWatch EMF documents on lines of their
+/// own ([`EmfLines`]), whatever the log level, since CloudWatch reads metrics only from a line that is one EMF
+/// document. `lambda_http`'s default subscriber would do the logging through an `EnvFilter`, whose directive
+/// parsing and per-callsite matching cost init time that a single level does not need.
 fn init_logs() {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let level = log_level(optional(AWS_LAMBDA_LOG_LEVEL).as_deref(), optional(RUST_LOG).as_deref());
     let json = optional(AWS_LAMBDA_LOG_FORMAT).is_some_and(|format| format.eq_ignore_ascii_case("json"));
-    let builder = tracing_subscriber::fmt().with_max_level(level).with_target(false).without_time().with_ansi(false);
-    let installed = if json { builder.json().try_init() } else { builder.try_init() };
+    let lines = tracing_subscriber::fmt::layer().with_target(false).without_time().with_ansi(false);
+    let lines = if json { lines.json().boxed() } else { lines.boxed() };
+    let not_metrics = tracing_subscriber::filter::filter_fn(|metadata| metadata.target() != shared::telemetry::METRICS_TARGET);
+    let installed = tracing_subscriber::registry().with(lines.with_filter(not_metrics).with_filter(level)).with(EmfLines).try_init();
     if let Err(error) = installed {
         eprintln!("logs not set up: {error}");
+    }
+}
+
+/// Writes each metric event as one CloudWatch Embedded Metric Format document on a stdout line of its own
+/// (`shared::telemetry::emf`), stamped with the time it was written. Every other event is left to the log lines.
+struct EmfLines;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for EmfLines {
+    fn on_event(&self, event: &tracing::Event<'_>, _context: tracing_subscriber::layer::Context<'_, S>) {
+        if event.metadata().target() != shared::telemetry::METRICS_TARGET {
+            return;
+        }
+        let mut fields = serde_json::Map::new();
+        event.record(&mut MetricFields(&mut fields));
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX));
+        if let Some(document) = shared::telemetry::emf(&fields, now) {
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stdout().lock(), "{document}");
+        }
+    }
+}
+
+/// A metric event's fields as JSON values: numbers stay numbers, everything else is text.
+struct MetricFields<'a>(&'a mut serde_json::Map<String, serde_json::Value>);
+
+impl tracing::field::Visit for MetricFields<'_> {
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+
+    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+        self.0.insert(field.name().to_owned(), serde_json::Number::from_f64(value).map_or(serde_json::Value::Null, serde_json::Value::Number));
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}").into());
     }
 }
 
@@ -1344,7 +1395,7 @@ mod tests {
         let user = ok(shared::domain::UserId::parse(user));
         ok(then.commerce.set_line(&user, product.clone(), ok(Quantity::new(3))).await);
         let order_id = UuidIds.new_id();
-        let outcome = then.commerce.checkout(&user, &order_id, token).await;
+        let outcome = then.commerce.checkout(&user, &order_id, token, None).await;
         assert!(
             matches!(outcome, Err(shared::commerce::CheckoutError::PaymentUnavailable { .. })),
             "the checkout with {token} should have left its order reserved: {outcome:?}"

@@ -24,7 +24,7 @@ mod tools;
 
 use std::sync::{Arc, OnceLock};
 
-use axum::Router;
+use axum::{Extension, Router};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -39,6 +39,7 @@ use serde_json::{Value, json};
 use shared::http::AppState;
 use shared::http::context::observed;
 use shared::ports::ItemStore;
+use shared::telemetry::{TRACEPARENT, TraceParent};
 
 use crate::tools::Toolbox;
 
@@ -196,7 +197,14 @@ fn unsupported_version(id: Option<RequestId>, requested: &str) -> Response {
         (status = 415, description = "The body is not declared as `application/json`", content_type = "application/json", body = Object),
     )
 )]
-async fn handle(State(mcp): State<Mcp>, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(State(mcp): State<Mcp>, trace: Option<Extension<TraceParent>>, mut headers: HeaderMap, body: Bytes) -> Response {
+    // The tools' REST requests continue this request's trace (`shared::telemetry`), so a checkout made through
+    // MCP keeps the MCP request's trace id on its order and its events.
+    if let Some(Extension(trace)) = trace
+        && let Ok(value) = HeaderValue::from_str(&trace.to_string())
+    {
+        headers.insert(TRACEPARENT, value);
+    }
     if let Some(origin) = header_text(&headers, header::ORIGIN.as_str())
         && !mcp.settings.allows(origin)
     {
@@ -360,7 +368,7 @@ async fn call(
         return Err(invalid(format!("Unknown tool: {}", params.name)));
     }
     let arguments = params.arguments.unwrap_or_default();
-    let result = tools.call(&mcp.api, &params.name, &arguments, headers.get(header::AUTHORIZATION)).await;
+    let result = tools.call(&mcp.api, &params.name, &arguments, headers.get(header::AUTHORIZATION), headers.get(TRACEPARENT)).await;
     tracing::info!(tool = %params.name, is_error = result.is_error.unwrap_or(false), "tool called");
     Ok(result)
 }

@@ -273,7 +273,7 @@ impl Operation {
     }
 
     /// The REST request for `arguments`, checked against the tool's input schema first.
-    fn request(&self, arguments: &JsonObject, authorization: Option<&HeaderValue>) -> Result<Request<Body>, BadArguments> {
+    fn request(&self, arguments: &JsonObject, authorization: Option<&HeaderValue>, trace: Option<&HeaderValue>) -> Result<Request<Body>, BadArguments> {
         let known: BTreeSet<&str> = self.arguments.iter().map(|argument| argument.name.as_str()).collect();
         if let Some(unknown) = arguments.keys().find(|name| !known.contains(name.as_str())) {
             return Err(BadArguments(format!("unknown argument '{unknown}'; the arguments are: {}", known.iter().copied().collect::<Vec<_>>().join(", "))));
@@ -323,6 +323,9 @@ impl Operation {
         }
         if let Some(authorization) = authorization {
             request = request.header(header::AUTHORIZATION, authorization.clone());
+        }
+        if let Some(trace) = trace {
+            request = request.header(shared::telemetry::TRACEPARENT, trace.clone());
         }
         let has_body = self.arguments.iter().any(|argument| argument.place == Place::Body);
         let body = if has_body {
@@ -384,12 +387,13 @@ impl Toolbox {
         self.operations.iter().any(|operation| operation.tool.name == name)
     }
 
-    /// Runs the tool `name` on the REST routers `api`, as the bearer of `authorization`.
-    pub(crate) async fn call(&self, api: &Router, name: &str, arguments: &JsonObject, authorization: Option<&HeaderValue>) -> CallToolResult {
+    /// Runs the tool `name` on the REST routers `api`, as the bearer of `authorization`, in the trace `trace`
+    /// (the MCP request's `traceparent`).
+    pub(crate) async fn call(&self, api: &Router, name: &str, arguments: &JsonObject, authorization: Option<&HeaderValue>, trace: Option<&HeaderValue>) -> CallToolResult {
         let Some(operation) = self.operations.iter().find(|operation| operation.tool.name == name) else {
             return CallToolResult::error(vec![ContentBlock::text(format!("unknown tool '{name}'"))]);
         };
-        let request = match operation.request(arguments, authorization) {
+        let request = match operation.request(arguments, authorization, trace) {
             Ok(request) => request,
             Err(BadArguments(why)) => return CallToolResult::error(vec![ContentBlock::text(format!("invalid arguments: {why}"))]),
         };

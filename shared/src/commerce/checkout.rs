@@ -36,6 +36,7 @@ use crate::payments::gateway::{Breaker, BreakerSettings, GatewayError, PaymentGa
 use crate::ports::item_store::{Cursor, ItemStore, StoreError, Write};
 use crate::ports::payments::{Charge, ChargeRequest, ChargeStatus, Payments};
 use crate::ports::{Clock, IdGen, Random, Sleep, SleepFuture, Timestamp};
+use crate::telemetry::TraceParent;
 
 /// The currency of an empty cart's zero totals (the demo catalog's).
 const DEFAULT_CURRENCY: Currency = Currency::EUR;
@@ -255,6 +256,8 @@ struct OrderEvent<'a> {
     discount: Option<&'a crate::domain::commerce::AppliedDiscount>,
     total: crate::domain::money::Money,
     at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    traceparent: Option<&'a str>,
 }
 
 fn order_event(kind: &'static str, order: &Order) -> Result<Event, anyhow::Error> {
@@ -269,6 +272,7 @@ fn order_event(kind: &'static str, order: &Order) -> Result<Event, anyhow::Error
         discount: order.totals.discount.as_ref(),
         total: order.totals.total,
         at: order.updated_at,
+        traceparent: order.trace.as_deref(),
     };
     Ok(Event::new(Topic::Orders, event_id, &body, order.updated_at)?)
 }
@@ -285,6 +289,19 @@ pub struct Commerce<S> {
     clock: Arc<dyn Clock>,
     settings: CommerceSettings,
     publisher: Option<Publisher>,
+}
+
+impl CheckoutError {
+    /// The checkout outcome this error counts as in the checkout metric (`crate::telemetry::checkout`).
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            CheckoutError::Declined { .. } => "declined",
+            CheckoutError::PaymentUnavailable { .. } => "payment_unavailable",
+            CheckoutError::InsufficientStock { .. } => "insufficient_stock",
+            CheckoutError::CartEmpty | CheckoutError::DiscountInvalid(_) | CheckoutError::Abandoned => "rejected",
+            CheckoutError::Internal(_) => "failed",
+        }
+    }
 }
 
 impl<S> std::fmt::Debug for Commerce<S> {
@@ -482,15 +499,16 @@ impl<S: ItemStore + Clone> Commerce<S> {
     // ----- checkout -----
 
     /// Places the user's cart as order `order_id` and pays for it with `payment_token`. Called again with the
-    /// same id (a retried request), it resumes that order instead of placing another.
+    /// same id (a retried request), it resumes that order instead of placing another. The order keeps `trace`,
+    /// the request's trace context, for the events it starts.
     ///
     /// # Errors
     /// The [`CheckoutError`] that stopped it.
-    pub async fn checkout(&self, user: &UserId, order_id: &str, payment_token: &str) -> Result<Order, CheckoutError> {
+    pub async fn checkout(&self, user: &UserId, order_id: &str, payment_token: &str, trace: Option<&TraceParent>) -> Result<Order, CheckoutError> {
         let order = match self.orders.get(order_id).await.map_err(store("read an order"))? {
             Some(order) if &order.user_id == user => order,
             Some(_) => return Err(CheckoutError::Internal(anyhow::anyhow!("an order id was reused across users"))),
-            None => match self.reserve(user, order_id).await? {
+            None => match self.reserve(user, order_id, trace).await? {
                 Some(order) => order,
                 // A concurrent request with the same reference reserved it first.
                 None => self
@@ -505,7 +523,7 @@ impl<S: ItemStore + Clone> Commerce<S> {
     }
 
     /// Takes stock and the discount use and writes the reserved order; `None` if the order exists already.
-    async fn reserve(&self, user: &UserId, order_id: &str) -> Result<Option<Order>, CheckoutError> {
+    async fn reserve(&self, user: &UserId, order_id: &str, trace: Option<&TraceParent>) -> Result<Option<Order>, CheckoutError> {
         let (cart, _) = self.carts.get(user).await.map_err(store("read a cart"))?;
         if cart.is_empty() {
             return Err(CheckoutError::CartEmpty);
@@ -542,6 +560,7 @@ impl<S: ItemStore + Clone> Commerce<S> {
             payment: None,
             created_at: now,
             updated_at: now,
+            trace: trace.map(ToString::to_string),
             version: 1,
         };
         let mut writes: Vec<Write> = order.totals.units().map(|(id, units)| Catalog::<S>::stock_write(id, i64::from(units))).collect();
@@ -911,7 +930,7 @@ mod tests {
             let commerce = &state.commerce;
             let user = &self.user;
             idempotent(state, user, &key, ("POST", "/checkout", &body), |order_id| async move {
-                let order = commerce.checkout(user, &order_id, token).await?;
+                let order = commerce.checkout(user, &order_id, token, None).await?;
                 Ok(Outcome { status: http::StatusCode::CREATED, body: serde_json::json!({ "id": order.id }), location: None })
             })
             .await

@@ -46,6 +46,10 @@ pub struct Order {
     pub created_at: Timestamp,
     /// When it last changed.
     pub updated_at: Timestamp,
+    /// The W3C `traceparent` of the checkout that placed it, carried by every event of the order so that the
+    /// jobs it starts log the same trace id (`crate::telemetry`); absent on orders placed before traces existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
     /// The item's version (not stored in the document; read from the item).
     #[serde(skip)]
     pub version: u64,

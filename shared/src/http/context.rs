@@ -1,7 +1,10 @@
 //! The request-context middleware: gives every request an id (kept from a well-formed `x-request-id`, else
 //! new), returns it in the response, and writes one structured log line per request with the function's
 //! name, the route template (never the raw path or query, which may carry personal data), the status, the
-//! latency and whether this was the function instance's first request (cold start).
+//! latency and whether this was the function instance's first request (cold start). It continues the W3C trace
+//! of the request's `traceparent` (or starts one), logs its trace id on every line of the request and hands the
+//! handlers the [`TraceParent`] in the request's extensions; and it writes the request's metric event
+//! (`crate::telemetry::request`), counted by the problem document's code ([`ProblemCode`]) or `ok`.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -13,6 +16,7 @@ use http::HeaderValue;
 use tracing::Instrument as _;
 
 use crate::ports::{Clock, IdGen};
+use crate::telemetry::{self, TRACEPARENT, TraceParent};
 
 /// The header that carries the request id.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -21,6 +25,10 @@ const MAX_REQUEST_ID_CHARS: usize = 128;
 /// The id of the request being handled, stored in the request's extensions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(pub String);
+
+/// The machine code of a problem response, kept in the response's extensions for the request's metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProblemCode(pub &'static str);
 
 #[derive(Clone)]
 struct Observer {
@@ -61,22 +69,20 @@ async fn observe(State(observer): State<Observer>, mut req: Request, next: Next)
     let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |path| path.as_str()).to_owned();
     let method = req.method().clone();
     let cold_start = first_request(observer.function);
+    let trace = TraceParent::continue_or_start(req.headers().get(TRACEPARENT).and_then(|value| value.to_str().ok()), &*observer.ids);
     req.extensions_mut().insert(RequestId(request_id.clone()));
-    let span = tracing::info_span!("request", request_id = %request_id, function = observer.function);
+    req.extensions_mut().insert(trace);
+    let span = tracing::info_span!("request", request_id = %request_id, function = observer.function, trace_id = %trace.trace_id());
     let mut response = next.run(req).instrument(span.clone()).await;
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
-    let latency_ms = observer.clock.now().as_millis().saturating_sub(started.as_millis());
+    let latency_ms = u64::try_from(observer.clock.now().as_millis().saturating_sub(started.as_millis())).unwrap_or(0);
+    let status = response.status();
+    let code = response.extensions().get::<ProblemCode>().map_or(if status.is_success() || status.is_redirection() { "ok" } else { "other" }, |code| code.0);
     span.in_scope(|| {
-        tracing::info!(
-            method = %method,
-            route = %route,
-            status = response.status().as_u16(),
-            latency_ms,
-            cold_start,
-            "handled"
-        );
+        tracing::info!(method = %method, route = %route, status = status.as_u16(), latency_ms, cold_start, "handled");
+        telemetry::request(observer.function, code, latency_ms, status.is_server_error(), cold_start);
     });
     response
 }

@@ -49,7 +49,7 @@ async fn world() -> World {
 impl World {
     async fn buy(&self, order_id: &str, units: u32) {
         ok(self.state.commerce.set_line(&self.user.id, self.lamp.clone(), ok(Quantity::new(units))).await);
-        ok(self.state.commerce.checkout(&self.user.id, order_id, "tok_success").await);
+        ok(self.state.commerce.checkout(&self.user.id, order_id, "tok_success", None).await);
     }
 
     /// Every pending event of `topic`, each handled twice by its consumer; asserts each was acked twice.
@@ -101,6 +101,38 @@ async fn each_order_event_mails_counts_and_alerts_exactly_once() {
     let eur = &report.totals[0];
     assert_eq!((eur.orders, eur.units, eur.revenue.amount, eur.cancellations, eur.refunds.amount), (4, 6, 15_000, 1, 5_000));
     assert_eq!(report.top_products[0].units, 4, "net of the cancelled order's two units");
+}
+
+#[tokio::test]
+async fn the_checkouts_trace_travels_with_every_event_of_its_order() {
+    let w = world().await;
+    let trace = crate::telemetry::TraceParent::start(&SequentialIds::new("trace"));
+    ok(w.state.commerce.set_line(&w.user.id, w.lamp.clone(), ok(Quantity::new(1))).await);
+    ok(w.state.commerce.checkout(&w.user.id, "o-traced", "tok_success", Some(&trace)).await);
+    ok(w.state.commerce.cancel(&w.user.id, false, "o-traced").await);
+    w.buy("o-untraced", 1).await;
+    let (events, _) = ok(w.state.outbox().pending(100).await);
+    let mut traces: Vec<(String, Option<String>)> = events
+        .iter()
+        .filter(|event| event.topic == Topic::Orders)
+        .map(|event| {
+            let (parsed, _) = ok(super::orders::OrderEvent::parse(&event.body));
+            (parsed.event_id, parsed.traceparent)
+        })
+        .collect();
+    traces.sort();
+    let expected = Some(trace.to_string());
+    assert_eq!(
+        traces,
+        [
+            ("order.cancelled-o-traced".to_owned(), expected.clone()),
+            ("order.created-o-traced".to_owned(), expected),
+            ("order.created-o-untraced".to_owned(), None),
+        ],
+        "both events of the traced order carry its checkout's traceparent; an order placed without one carries none"
+    );
+    w.deliver_twice(Topic::Orders).await;
+    assert_eq!(w.subjects().len(), 3, "the traced events are handled like any other: {:?}", w.subjects());
 }
 
 #[tokio::test]

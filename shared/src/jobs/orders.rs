@@ -29,6 +29,8 @@ use crate::mail::{MailSettings, Outgoing, letters};
 use crate::ports::item_store::{Condition, Item, ItemStore, StoreError};
 use crate::ports::{Clock, Timestamp};
 use crate::sales::Sales;
+use crate::telemetry::TraceParent;
+use tracing::Instrument as _;
 
 /// The body of an order event, as the checkout writes it (`commerce::checkout`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -52,6 +54,9 @@ pub struct OrderEvent {
     pub total: Money,
     /// When it was paid or cancelled.
     pub at: Timestamp,
+    /// The W3C `traceparent` of the checkout that placed the order, when it had one.
+    #[serde(default)]
+    pub traceparent: Option<String>,
 }
 
 impl OrderEvent {
@@ -123,6 +128,13 @@ impl<S: ItemStore + Clone> OrderEvents<S> {
     /// [`JobError::Transient`] when the store or the carrier fails now.
     pub async fn handle(&self, body: &str) -> Result<(), JobError> {
         let (event, kind) = OrderEvent::parse(body)?;
+        // The checkout's trace id on every line this event writes (`crate::telemetry`); none for a malformed one.
+        let trace_id = event.traceparent.as_deref().and_then(TraceParent::parse).map(|trace| trace.trace_id());
+        let span = tracing::info_span!("order_event", event_id = %event.event_id, trace_id = trace_id.as_deref().unwrap_or(""));
+        self.apply(event, kind).instrument(span).await
+    }
+
+    async fn apply(&self, event: OrderEvent, kind: SaleKind) -> Result<(), JobError> {
         if self.poison_prefix.as_deref().is_some_and(|prefix| event.order_id.starts_with(prefix)) {
             return Err(JobError::Transient(anyhow::anyhow!("test fault: this order's events always fail")));
         }
@@ -134,6 +146,7 @@ impl<S: ItemStore + Clone> OrderEvents<S> {
         for line in &event.lines {
             self.check_stock(&event, kind, line).await?;
         }
+        tracing::info!(order_id = %event.order_id, kind = %event.kind, "order event handled");
         Ok(())
     }
 

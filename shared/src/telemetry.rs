@@ -1,0 +1,285 @@
+//! What every host reports about itself besides its log lines: W3C trace context and metrics.
+//!
+//! **Traces.** Every HTTP request continues the trace of a well-formed W3C `traceparent` header, or starts
+//! one ([`TraceParent::continue_or_start`]); the request-context middleware logs its trace id on every line of
+//! the request. The checkout keeps the request's `traceparent` on the order and writes it into the
+//! `order.created` and `order.cancelled` events, so it travels inside the outbox event and the queue message,
+//! and the order-events job logs the same trace id: one order can be followed from `POST /checkout` to its
+//! e-mail by searching the logs for one id.
+//!
+//! **Metrics.** A metric is one `tracing` event at target [`METRICS_TARGET`]: its string fields named in
+//! [`DIMENSIONS`] are its dimensions, its numeric fields named in [`METRICS`] its values. The local host and
+//! the Worker write it like any other structured log line; the Lambda host writes it as a CloudWatch Embedded
+//! Metric Format document ([`emf`]) on a line of its own, which CloudWatch Logs turns into metrics with no
+//! agent and no API call. One event per request ([`request`]), per checkout ([`checkout`]) and per job
+//! ([`job`]); nothing is aggregated in the process, so a Lambda instance or a Worker isolate that is
+//! frozen or dropped loses nothing.
+//!
+//! No crate fits both halves on every host: `metrics_cloudwatch_embedded` (the EMF recorder for the `metrics`
+//! facade) does not build for wasm32 and aggregates in process, and the OpenTelemetry SDK's propagator pulls
+//! `rand` and does not check field lengths. What is written here is the wire format only, with its rules
+//! checked by tests.
+
+use std::fmt;
+
+use serde_json::{Map, Value, json};
+
+use crate::ports::random::Random;
+
+/// The header that carries the trace context.
+pub const TRACEPARENT: &str = "traceparent";
+
+/// The `tracing` target of metric events.
+pub const METRICS_TARGET: &str = "metrics";
+
+/// The CloudWatch namespace of every metric.
+pub const NAMESPACE: &str = "Storefront";
+
+/// The fields of a metric event that are dimensions.
+pub const DIMENSIONS: &[&str] = &["function", "code", "outcome", "queue"];
+
+/// The fields of a metric event that are values, with their CloudWatch units.
+pub const METRICS: &[(&str, &str)] = &[
+    ("requests", "Count"),
+    ("errors", "Count"),
+    ("cold_starts", "Count"),
+    ("latency_ms", "Milliseconds"),
+    ("checkouts", "Count"),
+    ("jobs", "Count"),
+];
+
+/// One request served: counted by `function` and `code` (the problem document's code, or `ok`), with its
+/// latency, whether it failed (a status of 500 or more) and whether it was the instance's first (cold start).
+pub fn request(function: &str, code: &str, latency_ms: u64, failed: bool, cold_start: bool) {
+    tracing::info!(
+        target: METRICS_TARGET,
+        function,
+        code,
+        requests = 1_u64,
+        errors = u64::from(failed),
+        cold_starts = u64::from(cold_start),
+        latency_ms,
+        "metrics"
+    );
+}
+
+/// One checkout ended: `paid`, `declined`, `payment_unavailable`, `insufficient_stock`, `rejected` (any other
+/// refusal) or `failed`.
+pub fn checkout(outcome: &str) {
+    tracing::info!(target: METRICS_TARGET, function = "checkout", outcome, checkouts = 1_u64, "metrics");
+}
+
+/// One delivery of `queue`'s consumer settled: `done`, `retried` or `dead_lettered`.
+pub fn job(queue: &str, outcome: &str) {
+    tracing::info!(target: METRICS_TARGET, queue, outcome, jobs = 1_u64, "metrics");
+}
+
+/// The CloudWatch Embedded Metric Format document of a metric event's fields, at `timestamp_ms`: one
+/// directive in [`NAMESPACE`] with the event's dimensions as its one dimension set and its values as metrics.
+/// `None` when the fields hold no metric value.
+pub fn emf(fields: &Map<String, Value>, timestamp_ms: i64) -> Option<Value> {
+    let dimensions: Vec<&str> = DIMENSIONS.iter().copied().filter(|name| fields.get(*name).is_some_and(Value::is_string)).collect();
+    let metrics: Vec<(&str, &str)> = METRICS.iter().copied().filter(|(name, _)| fields.get(*name).is_some_and(Value::is_number)).collect();
+    if metrics.is_empty() {
+        return None;
+    }
+    let mut document = Map::new();
+    document.insert(
+        "_aws".to_owned(),
+        json!({
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [dimensions],
+                "Metrics": metrics.iter().map(|(name, unit)| json!({ "Name": name, "Unit": unit })).collect::<Vec<_>>(),
+            }],
+        }),
+    );
+    for name in dimensions.iter().copied().chain(metrics.iter().map(|(name, _)| *name)) {
+        if let Some(value) = fields.get(name) {
+            document.insert(name.to_owned(), value.clone());
+        }
+    }
+    Some(Value::Object(document))
+}
+
+/// A W3C Trace Context `traceparent`: the trace's id, the id of the span that is the parent of what happens
+/// next, and the trace flags.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TraceParent {
+    trace_id: [u8; 16],
+    parent_id: [u8; 8],
+    flags: u8,
+}
+
+impl fmt::Debug for TraceParent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TraceParent({self})")
+    }
+}
+
+impl fmt::Display for TraceParent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "00-{}-{}-{:02x}", hex(&self.trace_id), hex(&self.parent_id), self.flags)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut text, byte| {
+        let _ = write!(text, "{byte:02x}");
+        text
+    })
+}
+
+fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    let bytes = text.as_bytes();
+    if bytes.len() != N * 2 || !bytes.iter().all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(byte)) {
+        return None;
+    }
+    let mut out = [0; N];
+    for (slot, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        *slot = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(out)
+}
+
+impl TraceParent {
+    /// Reads a `traceparent` header as the specification says a receiver must: lowercase hex fields of 2, 32,
+    /// 16 and 2 characters; version `ff` and all-zero ids are invalid; a version after `00` may carry more
+    /// fields after a `-`, which are ignored.
+    pub fn parse(header: &str) -> Option<Self> {
+        let header = header.trim_matches([' ', '\t']);
+        let version = unhex::<1>(header.get(..2)?)?[0];
+        let valid_length = match version {
+            0xff => false,
+            0 => header.len() == 55,
+            _ => header.len() == 55 || (header.len() > 55 && header.as_bytes()[55] == b'-'),
+        };
+        if !valid_length || header.as_bytes()[2] != b'-' || header.as_bytes()[35] != b'-' || header.as_bytes()[52] != b'-' {
+            return None;
+        }
+        let trace_id = unhex::<16>(header.get(3..35)?)?;
+        let parent_id = unhex::<8>(header.get(36..52)?)?;
+        let flags = unhex::<1>(header.get(53..55)?)?[0];
+        if trace_id == [0; 16] || parent_id == [0; 8] {
+            return None;
+        }
+        Some(Self { trace_id, parent_id, flags })
+    }
+
+    /// A new trace, sampled, whose first span is what happens next.
+    pub fn start(random: &dyn Random) -> Self {
+        Self { trace_id: nonzero(random), parent_id: nonzero(random), flags: 0x01 }
+    }
+
+    /// The same trace with a new span id: this process's span, the parent of what it calls.
+    #[must_use]
+    pub fn child(&self, random: &dyn Random) -> Self {
+        Self { parent_id: nonzero(random), ..*self }
+    }
+
+    /// The trace of `header` when it is a valid `traceparent` (continued with a span of this process), else a
+    /// new one.
+    pub fn continue_or_start(header: Option<&str>, random: &dyn Random) -> Self {
+        header.and_then(Self::parse).map_or_else(|| Self::start(random), |parent| parent.child(random))
+    }
+
+    /// The trace's id, 32 lowercase hex characters: what a log search for one order's path looks for.
+    pub fn trace_id(&self) -> String {
+        hex(&self.trace_id)
+    }
+}
+
+/// Random bytes that are not all zero (an all-zero id is invalid). A failing source (never seen: the OS or
+/// `crypto.getRandomValues`) still gives a valid id, from a process-wide counter, so tracing never fails a request.
+fn nonzero<const N: usize>(random: &dyn Random) -> [u8; N] {
+    let mut bytes = [0; N];
+    if random.fill(&mut bytes).is_err() || bytes == [0; N] {
+        static FALLBACK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let counter = FALLBACK.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_be_bytes();
+        for (index, slot) in bytes.iter_mut().enumerate() {
+            *slot = counter[index % counter.len()] | u8::from(index == 0);
+        }
+    }
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::memory::SequentialIds;
+
+    const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn a_valid_traceparent_is_read_and_written_back_unchanged() {
+        let parsed = TraceParent::parse(VALID).unwrap_or_else(|| panic!("refused {VALID}"));
+        assert_eq!(parsed.to_string(), VALID);
+        assert_eq!(parsed.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    }
+
+    #[test]
+    fn malformed_traceparents_are_refused() {
+        let cases = [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00_4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7_01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",
+            "0é-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ];
+        for case in cases {
+            assert_eq!(TraceParent::parse(case), None, "accepted {case:?}");
+        }
+    }
+
+    #[test]
+    fn a_later_version_may_carry_more_fields() {
+        let later = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-comes-next";
+        let parsed = TraceParent::parse(later).unwrap_or_else(|| panic!("refused {later}"));
+        assert_eq!(parsed.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(TraceParent::parse("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x"), None);
+    }
+
+    #[test]
+    fn a_request_continues_a_valid_trace_with_its_own_span_and_starts_one_otherwise() {
+        let random = SequentialIds::new("trace-");
+        let continued = TraceParent::continue_or_start(Some(VALID), &random);
+        assert_eq!(continued.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_ne!(continued.to_string(), VALID, "the span id must be this process's own");
+        let started = TraceParent::continue_or_start(Some("garbage"), &random);
+        assert_ne!(started.trace_id(), continued.trace_id());
+        assert_eq!(TraceParent::parse(&started.to_string()), Some(started), "a started trace must be a valid traceparent");
+    }
+
+    #[test]
+    fn a_metric_event_becomes_one_emf_directive() {
+        let fields = json!({ "message": "metrics", "function": "product", "code": "ok", "requests": 1, "latency_ms": 4, "trace": "x" });
+        let Value::Object(fields) = fields else { unreachable!() };
+        let document = emf(&fields, 1_800_000_000_000).unwrap_or_else(|| panic!("no document"));
+        assert_eq!(
+            document,
+            json!({
+                "_aws": {
+                    "Timestamp": 1_800_000_000_000_i64,
+                    "CloudWatchMetrics": [{
+                        "Namespace": "Storefront",
+                        "Dimensions": [["function", "code"]],
+                        "Metrics": [{ "Name": "requests", "Unit": "Count" }, { "Name": "latency_ms", "Unit": "Milliseconds" }],
+                    }],
+                },
+                "function": "product",
+                "code": "ok",
+                "requests": 1,
+                "latency_ms": 4,
+            })
+        );
+        let Value::Object(no_values) = json!({ "function": "product" }) else { unreachable!() };
+        assert_eq!(emf(&no_values, 0), None);
+    }
+}
