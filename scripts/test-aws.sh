@@ -574,8 +574,11 @@ bodies = [json.loads(body) for body in events.values()]
 kinds = collections.Counter(body.get("type") for body in bodies)
 assert kinds["order.created"] >= 1 and kinds["order.cancelled"] >= 1, f"the orders queue holds {dict(kinds)}"
 assert set(kinds) <= {"order.created", "order.cancelled"}, f"the orders queue holds {dict(kinds)}"
-fields = {"type", "event_id", "order_id", "user_id", "lines", "subtotal", "discount", "total", "at"}
+# Every order placed through POST /checkout carries its request's W3C traceparent (shared::telemetry).
+fields = {"type", "event_id", "order_id", "user_id", "lines", "subtotal", "discount", "total", "at", "traceparent"}
 assert all(set(body) == fields for body in bodies), [sorted(body) for body in bodies if set(body) != fields][:3]
+import re
+assert all(re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}", body["traceparent"]) for body in bodies), [body["traceparent"] for body in bodies][:3]
 assert all(body["event_id"] == f"{body['type']}-{body['order_id']}" for body in bodies), bodies[:3]
 # An event names the order and its user, never an e-mail address, a password or a token.
 secrets = [line.strip() for line in open(secrets_log) if line.strip()] + [admin_email]
