@@ -10,6 +10,13 @@
 # EventBridge schedule event; it reads the unsettled orders on every invocation, so its DynamoDB endpoint is the
 # emulator's empty stand-in on 127.0.0.1 (see scripts/bench-lambda.py) and its invocation figures include that
 # one local round trip.
+#
+# A second table, from the same run, compares one real read: the `product` function's `GET /products/{id}` on
+# DynamoDB Local (seeded with the demo catalog by the function itself, `DEMO_SEED`), against the same read as a
+# Python 3 function on boto3 (scripts/bench/python_product.py) run by the AWS Lambda Python runtime interface client
+# (`awslambdaric` from PyPI), with the ratio of their cold totals (init plus first invocation).
+#
+# BENCH_FUNCTIONS (space-separated names, default all) limits the first table to some functions, for a quicker run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -56,10 +63,18 @@ async fn main() -> Result<(), Error> {
 }
 EOF
 
+all_functions="health products product cart discounts checkout orders payments reports openapi docs mcp jobs order-events privacy sales-report checkout-sweep"
+functions="${BENCH_FUNCTIONS:-$all_functions}"
+for name in $functions; do
+  [[ " $all_functions " == *" $name "* ]] || die "BENCH_FUNCTIONS names $name, which is not one of: $all_functions"
+done
+# The product read below always needs the product function.
+packages=(-p product)
+for name in $functions; do packages+=(-p "$name"); done
+
 say "release builds"
 CARGO_TARGET_DIR="$target" cargo build --release --manifest-path "$bench/hello/Cargo.toml"
-cargo build --release -p health -p products -p product -p cart -p discounts -p checkout -p orders -p payments -p reports -p jobs \
-  -p checkout-sweep -p order-events -p privacy -p sales-report -p openapi -p docs -p mcp --features aws --bins
+cargo build --release "${packages[@]}" --features aws --bins
 
 cat >"$bench/event.json" <<'EOF'
 {"version":"2.0","routeKey":"$default","rawPath":"/bench/not-a-route","rawQueryString":"","headers":{"host":"bench.example"},"requestContext":{"accountId":"123456789012","apiId":"bench","domainName":"bench.example","http":{"method":"GET","path":"/bench/not-a-route","protocol":"HTTP/1.1","sourceIp":"192.0.2.1","userAgent":"bench"},"requestId":"bench","routeKey":"$default","stage":"$default","time":"21/Nov/2026:07:00:00 +0000","timeEpoch":1795158000000},"isBase64Encoded":false}
@@ -70,6 +85,22 @@ orders_dlq=http://127.0.0.1:9/000000000000/orders-dlq.fifo
 privacy_queue=http://127.0.0.1:9/000000000000/privacy.fifo
 privacy_dlq=http://127.0.0.1:9/000000000000/privacy-dlq.fifo
 
+# One spec per function: NAME=BINARY[@EVENT][;VARIABLE=VALUE...] (scripts/bench-lambda.py).
+declare -A spec=(
+  [health]="health=$target/release/health" [products]="products=$target/release/products" [product]="product=$target/release/product"
+  [cart]="cart=$target/release/cart" [discounts]="discounts=$target/release/discounts"
+  [checkout]="checkout=$target/release/checkout;ORDERS_QUEUE_URL=$orders_queue" [orders]="orders=$target/release/orders;ORDERS_QUEUE_URL=$orders_queue"
+  [payments]="payments=$target/release/payments" [reports]="reports=$target/release/reports"
+  [openapi]="openapi=$target/release/openapi" [docs]="docs=$target/release/docs" [mcp]="mcp=$target/release/mcp;ORDERS_QUEUE_URL=$orders_queue"
+  [jobs]="jobs=$target/release/jobs@$bench/sqs-event.json"
+  [order-events]="order-events=$target/release/order-events@$bench/sqs-event.json;ORDERS_QUEUE_URL=$orders_queue;ORDERS_DEAD_LETTER_QUEUE_URL=$orders_dlq"
+  [privacy]="privacy=$target/release/privacy@$bench/sqs-event.json;PRIVACY_QUEUE_URL=$privacy_queue;PRIVACY_DEAD_LETTER_QUEUE_URL=$privacy_dlq"
+  [sales-report]="sales-report=$target/release/sales-report@$PWD/events/schedule.json;AWS_ENDPOINT_URL_DYNAMODB={empty_dynamodb}"
+  [checkout-sweep]="checkout-sweep=$target/release/checkout-sweep@$PWD/events/schedule.json;ORDERS_QUEUE_URL=$orders_queue;AWS_ENDPOINT_URL_DYNAMODB={empty_dynamodb}"
+)
+specs=("hello-world=$target/release/hello-world")
+for name in $functions; do specs+=("${spec[$name]}"); done
+
 say "measuring: $cold cold starts and $warm warm invocations each"
 env -i PATH="$PATH" HOME="$HOME" \
   AWS_ACCESS_KEY_ID=storefrontlocal AWS_SECRET_ACCESS_KEY=storefrontlocal AWS_REGION=us-east-1 \
@@ -77,17 +108,50 @@ env -i PATH="$PATH" HOME="$HOME" \
   JOBS_QUEUE_URL=http://127.0.0.1:9/000000000000/jobs.fifo JOBS_DEAD_LETTER_QUEUE_URL=http://127.0.0.1:9/000000000000/jobs-dlq.fifo \
   AWS_LAMBDA_FUNCTION_NAME=bench AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128 AWS_LAMBDA_FUNCTION_VERSION='$LATEST' \
   AWS_LAMBDA_LOG_LEVEL=error TABLE_NAME=bench STOREFRONT_SECRET=bench-only-secret-bench-only-secret-0123 \
-  python3 scripts/bench-lambda.py "$bench/event.json" "$cold" "$warm" \
-    "hello-world=$target/release/hello-world" \
-    "health=$target/release/health" "products=$target/release/products" "product=$target/release/product" \
-    "cart=$target/release/cart" "discounts=$target/release/discounts" \
-    "checkout=$target/release/checkout;ORDERS_QUEUE_URL=$orders_queue" "orders=$target/release/orders;ORDERS_QUEUE_URL=$orders_queue" \
-    "payments=$target/release/payments" "reports=$target/release/reports" \
-    "openapi=$target/release/openapi" "docs=$target/release/docs" "mcp=$target/release/mcp;ORDERS_QUEUE_URL=$orders_queue" \
-    "jobs=$target/release/jobs@$bench/sqs-event.json" \
-    "order-events=$target/release/order-events@$bench/sqs-event.json;ORDERS_QUEUE_URL=$orders_queue;ORDERS_DEAD_LETTER_QUEUE_URL=$orders_dlq" \
-    "privacy=$target/release/privacy@$bench/sqs-event.json;PRIVACY_QUEUE_URL=$privacy_queue;PRIVACY_DEAD_LETTER_QUEUE_URL=$privacy_dlq" \
-    "sales-report=$target/release/sales-report@$PWD/events/schedule.json;AWS_ENDPOINT_URL_DYNAMODB={empty_dynamodb}" \
-    "checkout-sweep=$target/release/checkout-sweep@$PWD/events/schedule.json;ORDERS_QUEUE_URL=$orders_queue;AWS_ENDPOINT_URL_DYNAMODB={empty_dynamodb}" \
+  python3 scripts/bench-lambda.py "$bench/event.json" "$cold" "$warm" "${specs[@]}" \
   | tee "$out"
+
+say "one product read on DynamoDB Local: the Rust product function against Python 3 with boto3"
+venv="$STOREFRONT_TOOLS/bench/python-lambda"
+AWSLAMBDARIC_VERSION=4.2.2
+BOTO3_VERSION=1.44.8
+marker="awslambdaric==$AWSLAMBDARIC_VERSION boto3==$BOTO3_VERSION"
+if [[ "$(cat "$venv/.installed" 2>/dev/null)" != "$marker" ]]; then
+  rm -rf "$venv"
+  python3 -m venv "$venv" || die "python3 -m venv $venv"
+  "$venv/bin/pip" install --quiet --only-binary=:all: "awslambdaric==$AWSLAMBDARIC_VERSION" "boto3==$BOTO3_VERSION" || die "pip install $marker"
+  echo "$marker" >"$venv/.installed"
+fi
+# The runtime interface client as one executable, so the benchmark starts Python itself, with no shell in between.
+printf '#!%s\nimport sys\nsys.path.insert(0, "%s")\nfrom awslambdaric.__main__ import main\nmain([sys.argv[0], "python_product.handler"])\n' \
+  "$venv/bin/python" "$PWD/scripts/bench" >"$bench/python-product"
+chmod +x "$bench/python-product"
+emulators=(env STOREFRONT_AWS_STATE="$bench/emulators" scripts/aws-emulators.sh)
+"${emulators[@]}" start
+trap '"${emulators[@]}" stop' EXIT
+dynamodb=$("${emulators[@]}" env | sed -n 's/^export AWS_ENDPOINT_URL_DYNAMODB=//p')
+[[ -n "$dynamodb" ]] || die "DynamoDB Local did not start"
+read_env=(env -i PATH="$PATH" HOME="$HOME" AWS_ACCESS_KEY_ID=storefrontlocal AWS_SECRET_ACCESS_KEY=storefrontlocal AWS_REGION=us-east-1
+  AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true AWS_ENDPOINT_URL_DYNAMODB="$dynamodb" AWS_ENDPOINT_URL_SQS=http://127.0.0.1:9
+  AWS_LAMBDA_FUNCTION_NAME=bench AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128 AWS_LAMBDA_FUNCTION_VERSION='$LATEST'
+  AWS_LAMBDA_LOG_LEVEL=error TABLE_NAME=bench-read STOREFRONT_SECRET=bench-only-secret-bench-only-secret-0123)
+# The product function seeds its table with the demo catalog at init when asked (DEMO_SEED), then finds no Runtime
+# API on the closed port and stops: that is the whole seeding step.
+"${read_env[@]}" DEMO_SEED=true AWS_LAMBDA_RUNTIME_API=127.0.0.1:9 "$target/release/product" >/dev/null 2>&1 || true
+first_product='import boto3
+page = boto3.client("dynamodb").scan(TableName="bench-read", FilterExpression="sk = :sk", ExpressionAttributeValues={":sk": {"S": "PRODUCT"}})
+print(sorted(item["pk"]["S"] for item in page["Items"])[0].removeprefix("PRODUCT#"))'
+product_id=$("${read_env[@]}" "$venv/bin/python" -c "$first_product") || die "DynamoDB Local holds no seeded product"
+sed "s#/bench/not-a-route#/products/$product_id#g" "$bench/event.json" >"$bench/product-event.json"
+for candidate in "$target/release/product" "$bench/python-product"; do
+  "${read_env[@]}" BENCH_EXPECT_STATUS=200 python3 scripts/bench-lambda.py "$bench/product-event.json" 1 0 "check=$candidate" >/dev/null \
+    || die "$candidate could not serve GET /products/$product_id"
+done
+{
+  echo
+  echo "One \`GET /products/{id}\` on DynamoDB Local (127.0.0.1), answered 200 every time: the Rust \`product\` function and the same read in Python 3 on boto3 under \`awslambdaric\`."
+  echo
+  "${read_env[@]}" BENCH_EXPECT_STATUS=200 python3 scripts/bench-lambda.py "$bench/product-event.json" "$cold" "$warm" \
+    "product (Rust)=$target/release/product" "python-boto3=$bench/python-product"
+} | tee -a "$out"
 echo "written to $out"
