@@ -563,7 +563,7 @@ print("test result: ok. 1 passed; 0 failed")
 EOF
 [[ ${PIPESTATUS[0]} -eq 0 ]] || die "the me function did not publish the privacy jobs it committed"
 "$tools/venv-moto/bin/python" - "$state/orders-deliveries.jsonl" "$secrets_log" "$admin_email" <<'EOF' | tee -a "$log"
-import collections, json, os, sys
+import collections, json, os, re, sys
 deliveries, secrets_log, admin_email = sys.argv[1], sys.argv[2], sys.argv[3]
 # What the orders queue carried, as its event source delivered it to the order-events function.
 events = {}
@@ -577,7 +577,6 @@ assert set(kinds) <= {"order.created", "order.cancelled"}, f"the orders queue ho
 # Every order placed through POST /checkout carries its request's W3C traceparent (shared::telemetry).
 fields = {"type", "event_id", "order_id", "user_id", "lines", "subtotal", "discount", "total", "at", "traceparent"}
 assert all(set(body) == fields for body in bodies), [sorted(body) for body in bodies if set(body) != fields][:3]
-import re
 assert all(re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}", body["traceparent"]) for body in bodies), [body["traceparent"] for body in bodies][:3]
 assert all(body["event_id"] == f"{body['type']}-{body['order_id']}" for body in bodies), bodies[:3]
 # An event names the order and its user, never an e-mail address, a password or a token.

@@ -103,6 +103,47 @@ pub fn emf(fields: &Map<String, Value>, timestamp_ms: i64) -> Option<Value> {
     Some(Value::Object(document))
 }
 
+/// Collects a `tracing` event's or span's fields as JSON values (numbers and booleans as themselves, an error
+/// with its chain of causes, anything else as text): the Worker's log lines and the Lambda host's EMF lines.
+pub struct JsonFields<'a>(pub &'a mut Map<String, Value>);
+
+impl tracing::field::Visit for JsonFields<'_> {
+    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+        self.0.insert(field.name().to_owned(), serde_json::Number::from_f64(value).map_or(Value::Null, Value::Number));
+    }
+
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+
+    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+
+    fn record_error(&mut self, field: &tracing::field::Field, value: &(dyn std::error::Error + 'static)) {
+        let mut text = value.to_string();
+        let mut source = value.source();
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        self.0.insert(field.name().to_owned(), Value::from(text));
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+        self.0.insert(field.name().to_owned(), Value::from(format!("{value:?}")));
+    }
+}
+
 /// A W3C Trace Context `traceparent`: the trace's id, the id of the span that is the parent of what happens
 /// next, and the trace flags.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -168,9 +209,19 @@ impl TraceParent {
         Some(Self { trace_id, parent_id, flags })
     }
 
-    /// A new trace, sampled, whose first span is what happens next.
+    /// A new trace, sampled, whose first span is what happens next: both ids from one draw of random bytes.
     pub fn start(random: &dyn Random) -> Self {
-        Self { trace_id: nonzero(random), parent_id: nonzero(random), flags: 0x01 }
+        let bytes: [u8; 24] = nonzero(random);
+        let (mut trace_id, mut parent_id) = ([0; 16], [0; 8]);
+        trace_id.copy_from_slice(&bytes[..16]);
+        parent_id.copy_from_slice(&bytes[16..]);
+        if trace_id == [0; 16] {
+            trace_id[15] = 1;
+        }
+        if parent_id == [0; 8] {
+            parent_id[7] = 1;
+        }
+        Self { trace_id, parent_id, flags: 0x01 }
     }
 
     /// The same trace with a new span id: this process's span, the parent of what it calls.

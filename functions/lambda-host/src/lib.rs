@@ -460,37 +460,12 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for EmfLines {
             return;
         }
         let mut fields = serde_json::Map::new();
-        event.record(&mut MetricFields(&mut fields));
+        event.record(&mut shared::telemetry::JsonFields(&mut fields));
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX));
         if let Some(document) = shared::telemetry::emf(&fields, now) {
             use std::io::Write as _;
             let _ = writeln!(std::io::stdout().lock(), "{document}");
         }
-    }
-}
-
-/// A metric event's fields as JSON values: numbers stay numbers, everything else is text.
-struct MetricFields<'a>(&'a mut serde_json::Map<String, serde_json::Value>);
-
-impl tracing::field::Visit for MetricFields<'_> {
-    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
-        self.0.insert(field.name().to_owned(), value.into());
-    }
-
-    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
-        self.0.insert(field.name().to_owned(), value.into());
-    }
-
-    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
-        self.0.insert(field.name().to_owned(), serde_json::Number::from_f64(value).map_or(serde_json::Value::Null, serde_json::Value::Number));
-    }
-
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        self.0.insert(field.name().to_owned(), value.into());
-    }
-
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().to_owned(), format!("{value:?}").into());
     }
 }
 

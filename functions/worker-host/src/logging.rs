@@ -9,12 +9,10 @@
 //! Nothing here may panic: a lock is never held while foreign code (a field's `Debug`) runs.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, Once, PoisonError};
 
 use serde_json::{Map, Value};
-use tracing::field::{Field, Visit};
 use tracing::level_filters::LevelFilter;
 use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
@@ -32,46 +30,6 @@ pub(crate) fn init() {
             worker::web_sys::console::error_1(&JsValue::from_str("logging: a tracing subscriber was already installed"));
         }
     });
-}
-
-/// Collects an event's or a span's fields as JSON values.
-struct JsonFields<'a>(&'a mut Map<String, Value>);
-
-impl Visit for JsonFields<'_> {
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name().to_owned(), serde_json::Number::from_f64(value).map_or(Value::Null, Value::Number));
-    }
-
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
-    }
-
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
-    }
-
-    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        let mut text = value.to_string();
-        let mut source = value.source();
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        self.0.insert(field.name().to_owned(), Value::from(text));
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0.insert(field.name().to_owned(), Value::from(format!("{value:?}")));
-    }
 }
 
 struct SpanData {
@@ -127,7 +85,7 @@ impl Subscriber for JsonConsole {
 
     fn new_span(&self, attrs: &Attributes<'_>) -> Id {
         let mut fields = Map::new();
-        attrs.record(&mut JsonFields(&mut fields));
+        attrs.record(&mut shared::telemetry::JsonFields(&mut fields));
         let id = self.last_id.fetch_add(1, Ordering::Relaxed).wrapping_add(1).max(1);
         let mut state = self.state();
         let parent = if attrs.is_contextual() {
@@ -148,7 +106,7 @@ impl Subscriber for JsonConsole {
 
     fn record(&self, span: &Id, values: &Record<'_>) {
         let mut fields = Map::new();
-        values.record(&mut JsonFields(&mut fields));
+        values.record(&mut shared::telemetry::JsonFields(&mut fields));
         if let Some(data) = self.state().spans.get_mut(&span.into_u64()) {
             data.fields.extend(fields);
         }
@@ -159,7 +117,7 @@ impl Subscriber for JsonConsole {
     fn event(&self, event: &Event<'_>) {
         let metadata = event.metadata();
         let mut event_fields = Map::new();
-        event.record(&mut JsonFields(&mut event_fields));
+        event.record(&mut shared::telemetry::JsonFields(&mut event_fields));
         let mut line = Map::new();
         {
             let state = self.state();
