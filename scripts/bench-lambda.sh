@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The Lambda benchmark (a command, not a test): builds every function and a hello-world `lambda_runtime`
-# binary with the workspace's release profile, runs each under the Runtime API emulator in
+# binary with the workspace's release profile and the rustflags Lambda's arm64 builds get (.cargo/config.toml), for
+# this machine's triple, runs each under the Runtime API emulator in
 # scripts/bench-lambda.py on 127.0.0.1, and writes a markdown table (stdout and ${1:-target/bench-lambda.md},
 # which git ignores). The HTTP functions get an API Gateway v2 request for a path no function serves and the
 # jobs function an empty SQS batch, so the warm figure is the handler overhead without storage time; the
@@ -73,8 +74,19 @@ packages=(-p product)
 for name in $functions; do packages+=(-p "$name"); done
 
 say "release builds"
-CARGO_TARGET_DIR="$target" cargo build --release --manifest-path "$bench/hello/Cargo.toml"
-cargo build --release "${packages[@]}" --features aws --bins
+# Lambda runs arm64 binaries built with .cargo/config.toml's flags for aarch64 (cargo-lambda passes --target). The
+# benchmark builds for this machine's triple with those same flags, the hello-world included, and with an explicit
+# --target too, so that the flags reach only the binaries measured (not build scripts or proc-macros).
+host=$(rustc -vV | sed -n 's/^host: //p')
+[[ -n "$host" ]] || die "rustc -vV names no host triple"
+deploy_flags=$(python3 -c 'import tomllib; print(" ".join(tomllib.load(open(".cargo/config.toml", "rb"))["target"]["aarch64-unknown-linux-gnu"]["rustflags"]))') \
+  || die ".cargo/config.toml holds no rustflags for aarch64-unknown-linux-gnu"
+flags_var="CARGO_TARGET_$(tr 'a-z-' 'A-Z_' <<<"$host")_RUSTFLAGS"
+export "$flags_var=$deploy_flags"
+say "rustflags for $host: $deploy_flags"
+CARGO_TARGET_DIR="$target" cargo build --release --target "$host" --manifest-path "$bench/hello/Cargo.toml"
+cargo build --release --target "$host" "${packages[@]}" --features aws --bins
+release="$target/$host/release"
 
 cat >"$bench/event.json" <<'EOF'
 {"version":"2.0","routeKey":"$default","rawPath":"/bench/not-a-route","rawQueryString":"","headers":{"host":"bench.example"},"requestContext":{"accountId":"123456789012","apiId":"bench","domainName":"bench.example","http":{"method":"GET","path":"/bench/not-a-route","protocol":"HTTP/1.1","sourceIp":"192.0.2.1","userAgent":"bench"},"requestId":"bench","routeKey":"$default","stage":"$default","time":"21/Nov/2026:07:00:00 +0000","timeEpoch":1795158000000},"isBase64Encoded":false}
@@ -87,18 +99,18 @@ privacy_dlq=http://127.0.0.1:9/000000000000/privacy-dlq.fifo
 
 # One spec per function: NAME=BINARY[@EVENT][;VARIABLE=VALUE...] (scripts/bench-lambda.py).
 declare -A spec=(
-  [health]="health=$target/release/health" [products]="products=$target/release/products" [product]="product=$target/release/product"
-  [cart]="cart=$target/release/cart" [discounts]="discounts=$target/release/discounts"
-  [checkout]="checkout=$target/release/checkout;ORDERS_QUEUE_URL=$orders_queue" [orders]="orders=$target/release/orders;ORDERS_QUEUE_URL=$orders_queue"
-  [payments]="payments=$target/release/payments" [reports]="reports=$target/release/reports"
-  [openapi]="openapi=$target/release/openapi" [docs]="docs=$target/release/docs" [mcp]="mcp=$target/release/mcp;ORDERS_QUEUE_URL=$orders_queue"
-  [jobs]="jobs=$target/release/jobs@$bench/sqs-event.json"
-  [order-events]="order-events=$target/release/order-events@$bench/sqs-event.json;ORDERS_QUEUE_URL=$orders_queue;ORDERS_DEAD_LETTER_QUEUE_URL=$orders_dlq"
-  [privacy]="privacy=$target/release/privacy@$bench/sqs-event.json;PRIVACY_QUEUE_URL=$privacy_queue;PRIVACY_DEAD_LETTER_QUEUE_URL=$privacy_dlq"
-  [sales-report]="sales-report=$target/release/sales-report@$PWD/events/schedule.json;AWS_ENDPOINT_URL_DYNAMODB={empty_dynamodb}"
-  [checkout-sweep]="checkout-sweep=$target/release/checkout-sweep@$PWD/events/schedule.json;ORDERS_QUEUE_URL=$orders_queue;AWS_ENDPOINT_URL_DYNAMODB={empty_dynamodb}"
+  [health]="health=$release/health" [products]="products=$release/products" [product]="product=$release/product"
+  [cart]="cart=$release/cart" [discounts]="discounts=$release/discounts"
+  [checkout]="checkout=$release/checkout;ORDERS_QUEUE_URL=$orders_queue" [orders]="orders=$release/orders;ORDERS_QUEUE_URL=$orders_queue"
+  [payments]="payments=$release/payments" [reports]="reports=$release/reports"
+  [openapi]="openapi=$release/openapi" [docs]="docs=$release/docs" [mcp]="mcp=$release/mcp;ORDERS_QUEUE_URL=$orders_queue"
+  [jobs]="jobs=$release/jobs@$bench/sqs-event.json"
+  [order-events]="order-events=$release/order-events@$bench/sqs-event.json;ORDERS_QUEUE_URL=$orders_queue;ORDERS_DEAD_LETTER_QUEUE_URL=$orders_dlq"
+  [privacy]="privacy=$release/privacy@$bench/sqs-event.json;PRIVACY_QUEUE_URL=$privacy_queue;PRIVACY_DEAD_LETTER_QUEUE_URL=$privacy_dlq"
+  [sales-report]="sales-report=$release/sales-report@$PWD/events/schedule.json;AWS_ENDPOINT_URL_DYNAMODB={empty_dynamodb}"
+  [checkout-sweep]="checkout-sweep=$release/checkout-sweep@$PWD/events/schedule.json;ORDERS_QUEUE_URL=$orders_queue;AWS_ENDPOINT_URL_DYNAMODB={empty_dynamodb}"
 )
-specs=("hello-world=$target/release/hello-world")
+specs=("hello-world=$release/hello-world")
 for name in $functions; do specs+=("${spec[$name]}"); done
 
 say "measuring: $cold cold starts and $warm warm invocations each"
@@ -137,13 +149,13 @@ read_env=(env -i PATH="$PATH" HOME="$HOME" AWS_ACCESS_KEY_ID=storefrontlocal AWS
   AWS_LAMBDA_LOG_LEVEL=error TABLE_NAME=bench-read STOREFRONT_SECRET=bench-only-secret-bench-only-secret-0123)
 # The product function seeds its table with the demo catalog at init when asked (DEMO_SEED), then finds no Runtime
 # API on the closed port and stops: that is the whole seeding step.
-"${read_env[@]}" DEMO_SEED=true AWS_LAMBDA_RUNTIME_API=127.0.0.1:9 "$target/release/product" >/dev/null 2>&1 || true
+"${read_env[@]}" DEMO_SEED=true AWS_LAMBDA_RUNTIME_API=127.0.0.1:9 "$release/product" >/dev/null 2>&1 || true
 first_product='import boto3
 page = boto3.client("dynamodb").scan(TableName="bench-read", FilterExpression="sk = :sk", ExpressionAttributeValues={":sk": {"S": "PRODUCT"}})
 print(sorted(item["pk"]["S"] for item in page["Items"])[0].removeprefix("PRODUCT#"))'
 product_id=$("${read_env[@]}" "$venv/bin/python" -c "$first_product") || die "DynamoDB Local holds no seeded product"
 sed "s#/bench/not-a-route#/products/$product_id#g" "$bench/event.json" >"$bench/product-event.json"
-for candidate in "$target/release/product" "$bench/python-product"; do
+for candidate in "$release/product" "$bench/python-product"; do
   "${read_env[@]}" BENCH_EXPECT_STATUS=200 python3 scripts/bench-lambda.py "$bench/product-event.json" 1 0 "check=$candidate" >/dev/null \
     || die "$candidate could not serve GET /products/$product_id"
 done
@@ -152,6 +164,6 @@ done
   echo "One \`GET /products/{id}\` on DynamoDB Local (127.0.0.1), answered 200 every time: the Rust \`product\` function and the same read in Python 3 on boto3 under \`awslambdaric\`."
   echo
   "${read_env[@]}" BENCH_EXPECT_STATUS=200 python3 scripts/bench-lambda.py "$bench/product-event.json" "$cold" "$warm" \
-    "product (Rust)=$target/release/product" "python-boto3=$bench/python-product"
+    "product (Rust)=$release/product" "python-boto3=$bench/python-product"
 } | tee -a "$out"
 echo "written to $out"
