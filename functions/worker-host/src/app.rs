@@ -106,6 +106,9 @@ thread_local! {
     /// thread, and bindings and variables are fixed for its life (a deploy or a change of settings starts new
     /// isolates), so this is built once per isolate; the fingerprint makes a change rebuild it anyway.
     static BUILT: std::cell::RefCell<Option<([u8; 32], Built)>> = const { std::cell::RefCell::new(None) };
+    /// The `env` object the state was last checked against. The runtime hands an isolate the same object for
+    /// every event, so a request with that very object skips [`fingerprint`] (a JavaScript call per variable).
+    static CHECKED_ENV: std::cell::RefCell<Option<worker::wasm_bindgen::JsValue>> = const { std::cell::RefCell::new(None) };
 }
 
 /// A digest of every variable and secret [`build`] reads, so that a change of any rebuilds the state. Only the
@@ -125,7 +128,13 @@ fn fingerprint(env: &Env) -> [u8; 32] {
 /// The isolate's state: built on its first request (or batch, or tick), reused by every later one while the
 /// variables it came from are unchanged.
 async fn built(env: &Env) -> anyhow::Result<Built> {
+    let env_value: &worker::wasm_bindgen::JsValue = env.as_ref();
+    let same_env = CHECKED_ENV.with(|checked| checked.borrow().as_ref().is_some_and(|seen| seen == env_value));
+    if same_env && let Some(built) = BUILT.with(|slot| slot.borrow().as_ref().map(|(_, built)| built.clone())) {
+        return Ok(built);
+    }
     let fingerprint = fingerprint(env);
+    CHECKED_ENV.with(|checked| *checked.borrow_mut() = Some(env_value.clone()));
     let cached = BUILT.with(|slot| slot.borrow().as_ref().filter(|(seen, _)| *seen == fingerprint).map(|(_, built)| built.clone()));
     if let Some(built) = cached {
         return Ok(built);
@@ -212,6 +221,34 @@ pub(crate) async fn handle(req: HttpRequest, env: &Env) -> http::Response<Body> 
             axum::response::IntoResponse::into_response(ApiError::Internal(anyhow::anyhow!("worker misconfigured")))
         }
     }
+}
+
+/// The JavaScript response for a routed one. A body of known length (every JSON answer and problem document)
+/// goes as one byte array, which the runtime sends with a `Content-Length`; workers-rs' own conversion makes every
+/// body a `ReadableStream` that the runtime pumps chunk by chunk across the wasm boundary. A body of unknown
+/// length still streams. A 204 or 304 (or any empty body) gets no body at all, as the Fetch standard requires.
+///
+/// # Errors
+/// When a header value is not UTF-8 (this Worker writes none such) or the runtime refuses the response.
+pub(crate) async fn into_js(response: http::Response<Body>) -> worker::Result<worker::web_sys::Response> {
+    use axum::body::HttpBody as _;
+    if response.body().size_hint().exact().is_none() {
+        return worker::response_to_wasm(response);
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.map_err(|error| worker::Error::RustError(format!("response body: {error}")))?;
+    let headers = worker::web_sys::Headers::new()?;
+    for (name, value) in &parts.headers {
+        headers.append(name.as_str(), std::str::from_utf8(value.as_bytes())?)?;
+    }
+    let init = worker::web_sys::ResponseInit::new();
+    init.set_status(parts.status.as_u16());
+    init.set_headers(&headers);
+    if bytes.is_empty() {
+        return Ok(worker::web_sys::Response::new_with_opt_str_and_init(None, &init)?);
+    }
+    let array = worker::js_sys::Uint8Array::from(bytes.as_ref());
+    Ok(worker::web_sys::Response::new_with_opt_buffer_source_and_init(Some(&array), &init)?)
 }
 
 /// Answers a request with the routers alone (no cache). Never fails.

@@ -19,11 +19,18 @@ mod platform;
 
 use worker::{Context, Env, HttpRequest, ScheduleContext, ScheduledEvent, event};
 
-/// Every request: build the state from the bindings, then route it through the functions' routers.
+/// Every request: build the state from the bindings, then route it through the functions' routers. The
+/// request's log lines are written after its response has gone (`waitUntil`).
 #[event(fetch)]
-async fn fetch(req: HttpRequest, env: Env, _ctx: Context) -> worker::Result<http::Response<axum::body::Body>> {
+async fn fetch(req: HttpRequest, env: Env, ctx: Context) -> worker::Result<worker::web_sys::Response> {
     logging::init();
-    Ok(app::handle(req, &env).await)
+    let response = app::into_js(app::handle(req, &env).await).await;
+    // A timer turn first, so the runtime has sent the response before the isolate is busy writing lines.
+    ctx.wait_until(async {
+        worker::Delay::from(std::time::Duration::ZERO).await;
+        logging::flush();
+    });
+    response
 }
 
 /// Every cron tick: the outbox relay and the checkout sweep every minute, housekeeping (expired items, demo
@@ -32,6 +39,7 @@ async fn fetch(req: HttpRequest, env: Env, _ctx: Context) -> worker::Result<http
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     logging::init();
     app::tick(&event.cron(), &env).await;
+    logging::flush();
 }
 
 /// The queue export, written out instead of `#[event(queue)]`: that macro wraps the batch in workers-rs'
@@ -52,6 +60,8 @@ mod queue_export {
     )]
     pub async fn queue(batch: MessageBatch, env: worker::Env, _ctx: Context) -> Result<JsValue, JsValue> {
         crate::logging::init();
-        crate::jobs::consume(&batch, &env).await.map(|()| JsValue::UNDEFINED)
+        let consumed = crate::jobs::consume(&batch, &env).await.map(|()| JsValue::UNDEFINED);
+        crate::logging::flush();
+        consumed
     }
 }
