@@ -1,0 +1,386 @@
+#!/usr/bin/env bash
+# The Workers benchmark (a command, not a test): the release Storefront Worker (Rust, wasm) against a Hono Worker
+# (JavaScript, scripts/bench/hono/) doing the same D1 reads, side by side in one run, both under `wrangler dev` on
+# 127.0.0.1 with the wrangler and workerd of scripts/workers-tools.sh.
+#
+# What it measures, for each Worker:
+# - p50 and p99 of `GET /products/{id}` (the catalog's ids in turn) and of `GET /products?q=$BENCH_WORD`, with the
+#   ratio Storefront/Hono; requests alternate between the two Workers request by request (which goes first swaps
+#   every round), each Worker over one keep-alive connection (Python's http.client), after $BENCH_WARMUP rounds
+#   of warm-up, $BENCH_SAMPLES samples per cell. Every response is checked before it counts: status 200 and the
+#   very product asked for (the whole body, which must equal the other Worker's), or the very result list.
+# - p50 and p99 of `GET /bench/not-a-route`, a 404 problem document on both with no storage: the fixed cost of one
+#   request through each runtime and its framework, so that the rows above can be read as that plus the storage work.
+# - the time from starting `wrangler dev` to the first 200 of `GET /health` (one D1 point read on both), polled
+#   every 50 ms. The Workers start one after the other, so neither start competes with the other for the CPUs.
+# - the size of the release wasm (target/worker-host/release/index_bg.wasm), raw and gzipped (-9).
+#
+# The same data: both Workers bind the Storefront's production D1 database (binding DB, the same database_id) and
+# run with the same `--persist-to` folder, so wrangler dev opens one SQLite file for both, each in its own
+# workerd. Checked each run: the Hono Worker is started before the catalog exists, the Storefront Worker then
+# seeds its demo catalog through its housekeeping cron trigger (`/__scheduled`, DEMO_SEED=true given with
+# `--var`, as scripts/test-workers.sh seeds it), and every product's body from the Hono Worker must equal the
+# Storefront Worker's. That works because workerd keeps D1 in an ordinary SQLite file in WAL mode with its
+# shared-memory file, which two processes can open at once; copying the seeded file to a second persist folder was
+# not needed, and was not tried.
+#
+# Caches, said plainly: `GET /products/{id}` reads D1 on every request in both Workers. `GET /products?q=` on the
+# Storefront Worker goes through its KV listing cache, as in production (functions/worker-host/src/cache.rs): one
+# D1 point read of the catalog generation and one KV read per request; a miss also runs the search on D1 and
+# writes KV. So the cached row compares the Storefront's production search path, nearly always a KV hit (the
+# report counts the hits), with Hono's uncached D1 query, which is not the same work. The row after it makes the
+# Storefront Worker miss on every request (a distinct query text each time: the same word, with its letters'
+# case changed and spaces added, which the search ignores but the cache key does not) and so compares the same D1
+# search work, the Storefront paying for its cache's generation read, KV read and KV write on top. The Hono Worker
+# runs the query the Rust search makes on a miss, one page of the word's index partition (`TOKEN#<word>`), and
+# keeps no cache of any kind.
+#
+# The Storefront Worker runs from a copy of wrangler.toml without its [build] section, so that wrangler does not
+# run build.sh (and cargo) at start and the time to the first 200 covers wrangler and workerd only, as for Hono;
+# this script runs build.sh itself first, unless BENCH_SKIP_BUILD=1 (then the release Worker must already be in
+# target/worker-host/release). `hono` ($HONO_VERSION below) is installed once from npm into
+# ${STOREFRONT_TOOLS:-~/.cache/storefront}/bench/hono, never into the repository. Wrangler's fetch of
+# `Request.cf` from the internet is switched off (CLOUDFLARE_CF_FETCH_ENABLED=false), and so are its metrics
+# (WRANGLER_SEND_METRICS=false); every request of the benchmark goes to 127.0.0.1.
+#
+# Writes a markdown section to stdout and to ${1:-target/bench-workers.md} (git ignores target/).
+# BENCH_SAMPLES (default 500), BENCH_WARMUP (default 50) and BENCH_WORD (default walnut) tune the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+out="${1:-target/bench-workers.md}"
+mkdir -p "$(dirname "$out")"
+samples="${BENCH_SAMPLES:-500}"
+warmup="${BENCH_WARMUP:-50}"
+word="${BENCH_WORD:-walnut}"
+HONO_VERSION=4.13.19
+hono_tools="$STOREFRONT_TOOLS/bench/hono"
+release="$PWD/target/worker-host/release"
+[[ "$samples" =~ ^[1-9][0-9]*$ && "$warmup" =~ ^[0-9]+$ ]] || die "BENCH_SAMPLES and BENCH_WARMUP must be whole numbers"
+[[ "$word" =~ ^[A-Za-z]{2,32}$ ]] || die "BENCH_WORD must be one word of 2 to 32 ASCII letters"
+
+for tool in python3 curl gzip awk setsid; do
+  command -v "$tool" >/dev/null || die "$tool not found: the benchmark needs it"
+done
+
+run=$(mktemp -d -t storefront-bench-workers.XXXXXX)
+groups=()
+# Every process started here is a process group of its own (setsid): wrangler, its workerd and helpers go together.
+cleanup() {
+  local group
+  for group in "${groups[@]}"; do
+    kill -TERM -- "-$group" 2>/dev/null || true
+  done
+  for group in "${groups[@]}"; do
+    for _ in $(seq 50); do kill -0 -- "-$group" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$group" 2>/dev/null || true
+  done
+  rm -rf "$run"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+bash scripts/workers-tools.sh
+# shellcheck source=/dev/null
+source "$STOREFRONT_TOOLS/workers-env.sh"
+export XDG_CONFIG_HOME="$run/xdg" WRANGLER_SEND_METRICS=false WRANGLER_LOG_PATH="$run/wrangler-logs" \
+  CLOUDFLARE_CF_FETCH_ENABLED=false NO_COLOR=1 FORCE_COLOR=0
+mkdir -p "$XDG_CONFIG_HOME" "$WRANGLER_LOG_PATH"
+
+if [[ "$(sed -n 's/^[[:space:]]*"version":[[:space:]]*"\([^"]*\)".*/\1/p' "$hono_tools/node_modules/hono/package.json" 2>/dev/null)" != "$HONO_VERSION" ]]; then
+  say "installing hono $HONO_VERSION from npm into $hono_tools"
+  command -v npm >/dev/null || die "npm not found: it is needed to install hono@$HONO_VERSION"
+  mkdir -p "$hono_tools"
+  [[ -f "$hono_tools/package.json" ]] || printf '{ "name": "storefront-bench-hono", "private": true }\n' >"$hono_tools/package.json"
+  (cd "$hono_tools" && npm install --no-audit --no-fund --save-exact "hono@$HONO_VERSION" >&2) || die "npm install hono@$HONO_VERSION"
+  grep -q "\"version\": \"$HONO_VERSION\"" "$hono_tools/node_modules/hono/package.json" || die "npm did not install hono@$HONO_VERSION"
+fi
+
+if [[ "${BENCH_SKIP_BUILD:-0}" == "1" ]]; then
+  say "BENCH_SKIP_BUILD=1: using the release Worker already built in $release"
+else
+  say "building the release Worker"
+  CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}" bash functions/worker-host/build.sh
+fi
+[[ -f "$release/entry.mjs" && -f "$release/index_bg.wasm" ]] || die "no release Worker in $release (run functions/worker-host/build.sh)"
+
+# The Storefront's own configuration, less [build], with its paths made absolute for a file in the run folder.
+mkdir -p "$run/storefront"
+awk -v root="$PWD" '
+  /^\[/ { skip = ($0 == "[build]") }
+  skip { next }
+  /^(main|directory) = "/ { sub(/= "/, "= \"" root "/") }
+  { print }
+' wrangler.toml >"$run/storefront/wrangler.toml"
+grep -q "^main = \"$release/entry.mjs\"$" "$run/storefront/wrangler.toml" || die "wrangler.toml's main is not target/worker-host/release/entry.mjs"
+# The Hono Worker runs from a copy beside a link to the cached node_modules, so that wrangler's bundler finds hono
+# and writes its .wrangler folder into the run folder, not into scripts/bench/hono.
+mkdir -p "$run/hono"
+cp scripts/bench/hono/index.js scripts/bench/hono/wrangler.toml "$run/hono/"
+ln -s "$hono_tools/node_modules" "$run/hono/node_modules"
+
+housekeeping_cron=$(sed -n 's/^pub(crate) const HOUSEKEEPING_CRON: &str = "\(.*\)";$/\1/p' functions/worker-host/src/config.rs)
+[[ -n "$housekeeping_cron" ]] || die "cannot read HOUSEKEEPING_CRON from functions/worker-host/src/config.rs"
+printf 'STOREFRONT_SECRET=%s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$run/dev.vars"
+chmod 600 "$run/dev.vars"
+state="$run/state"
+
+show_logs() {
+  local name
+  for name in storefront hono; do
+    [[ -f "$run/$name.log" ]] && { printf -- '--- %s wrangler log (last lines) ---\n' "$name" >&2; tail -30 "$run/$name.log" >&2; }
+  done
+  return 0
+}
+
+# start_worker NAME PORT ARGS...: starts `wrangler dev` in its own process group and sets first_200_ms to the
+# milliseconds from its start to the first 200 of GET /health. Not run in a subshell, so that `groups` keeps the pid.
+first_200_ms=""
+start_worker() {
+  local name=$1 port=$2 started_ns status
+  shift 2
+  started_ns=$(date +%s%N)
+  (cd "$run/$name" && exec setsid "$WRANGLER_BIN" dev --config "$run/$name/wrangler.toml" --ip 127.0.0.1 --port "$port" \
+    --inspector-ip 127.0.0.1 --inspector-port "$(free_port)" --persist-to "$state" --test-scheduled \
+    --show-interactive-dev-session=false --log-level warn "$@") >"$run/$name.log" 2>&1 &
+  groups+=($!)
+  for _ in $(seq 2400); do
+    status=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$port/health" || true)
+    if [[ "$status" == "200" ]]; then
+      first_200_ms=$(( ($(date +%s%N) - started_ns) / 1000000 ))
+      return 0
+    fi
+    kill -0 "${groups[-1]}" 2>/dev/null || { show_logs; die "wrangler dev for the $name Worker exited"; }
+    sleep 0.05
+  done
+  show_logs
+  die "no 200 from the $name Worker's GET /health within 120 s"
+}
+
+storefront_port=$(free_port)
+say "starting the Storefront Worker (release) on 127.0.0.1:$storefront_port"
+start_worker storefront "$storefront_port" --env-file "$run/dev.vars" --var DEMO_SEED:true
+storefront_first_ms=$first_200_ms
+hono_port=$(free_port)
+[[ "$hono_port" != "$storefront_port" ]] || hono_port=$(free_port)
+say "starting the Hono Worker on 127.0.0.1:$hono_port (same persist folder, same D1 database_id)"
+start_worker hono "$hono_port"
+hono_first_ms=$first_200_ms
+
+say "seeding the demo catalog through the Storefront Worker's housekeeping cron trigger"
+curl -sS --fail --max-time 300 -o /dev/null "http://127.0.0.1:$storefront_port/__scheduled?cron=${housekeeping_cron// /+}" \
+  || { show_logs; die "the Storefront Worker's scheduled event failed"; }
+
+say "measuring: $warmup warm-up rounds, then $samples samples per cell, alternating Storefront and Hono"
+# Anything else busy on the machine shows in the figures; the load average before and after is reported with them.
+load_before=$(cut -d' ' -f1 /proc/loadavg)
+python3 - "$storefront_port" "$hono_port" "$word" "$samples" "$warmup" >"$run/table.md" <<'EOF' || { show_logs; die "the measurement failed"; }
+import http.client, json, math, sys, time, urllib.parse
+
+storefront_port, hono_port, word, samples, warmup = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+
+
+def fail(message):
+    sys.exit(f"bench-workers: {message}")
+
+
+class Client:
+    """One keep-alive connection to a Worker; it is opened again only if the Worker closes it (counted)."""
+
+    def __init__(self, name, port):
+        self.name, self.port, self.connection, self.opened = name, port, None, 0
+
+    def get(self, path):
+        for attempt in (1, 2):
+            if self.connection is None:
+                self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+                self.connection.connect()
+                self.opened += 1
+            try:
+                started = time.perf_counter()
+                self.connection.request("GET", path)
+                response = self.connection.getresponse()
+                body = response.read()
+                elapsed_ms = (time.perf_counter() - started) * 1000
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                # A connection the Worker closed while idle: reopened outside the timing, the request sent again.
+                self.connection.close()
+                self.connection = None
+                if attempt == 2:
+                    raise
+                continue
+            if response.will_close:
+                self.connection.close()
+                self.connection = None
+            return response.status, response.headers, body, elapsed_ms
+
+
+storefront, hono = Client("storefront", storefront_port), Client("hono", hono_port)
+
+
+def json_200(client, path):
+    status, headers, body, _ = client.get(path)
+    if status != 200:
+        fail(f"{client.name} answered {status} to GET {path}: {body[:300]!r}")
+    return json.loads(body), headers
+
+
+# Every product id, from the Storefront Worker's listing (setup, not timed).
+ids, cursor = [], None
+while True:
+    page, _ = json_200(storefront, "/products?limit=100" + (f"&cursor={urllib.parse.quote(cursor, safe='')}" if cursor else ""))
+    ids += [item["id"] for item in page["items"]]
+    cursor = page.get("next_cursor")
+    if not cursor:
+        break
+if not ids:
+    fail("the catalog is empty after seeding")
+
+# The same data: every product the Hono Worker reads must equal, whole, the Storefront Worker's.
+expected = {}
+for product_id in ids:
+    ours, _ = json_200(storefront, f"/products/{product_id}")
+    theirs, _ = json_200(hono, f"/products/{product_id}")
+    if ours.get("id") != product_id or ours != theirs:
+        fail(f"the Workers disagree on product {product_id}:\n  storefront {ours}\n  hono       {theirs}")
+    expected[product_id] = ours
+
+# The reference result of the search, from both Workers; it must mention the word in every item.
+stem = word.lower()[:-1] if len(word) >= 4 and word.lower().endswith("s") and not word.lower().endswith("ss") else word.lower()
+ours, _ = json_200(storefront, f"/products?q={word}")
+theirs, _ = json_200(hono, f"/products?q={word}")
+reference = ours["items"]
+if not reference:
+    fail(f"GET /products?q={word} found nothing: pick another BENCH_WORD")
+if reference != theirs["items"]:
+    fail(f"the Workers disagree on GET /products?q={word}")
+if not all(stem in f"{item['name']} {item['description']} {item['category']}".lower() for item in reference):
+    fail(f"an item of GET /products?q={word} does not mention {word}")
+
+miss_counter = 0
+
+
+def miss_path():
+    """A query text no earlier request used: the word with its letters' case changed and spaces added, which the
+    search ignores (trimmed, lower-cased) but the Storefront's cache key, the raw query string, does not."""
+    global miss_counter
+    variants = 2 ** len(word)
+    mask, spaces = miss_counter % variants, 1 + miss_counter // variants
+    miss_counter += 1
+    if spaces > 150:
+        fail("too many samples for distinct query texts of this word: lower BENCH_SAMPLES or pick a longer word")
+    text = "".join(letter.upper() if mask >> position & 1 else letter.lower() for position, letter in enumerate(word))
+    return f"/products?q={text}{'%20' * spaces}"
+
+
+def check_product(client, product_id):
+    def check(status, headers, body):
+        if status != 200:
+            fail(f"{client.name} answered {status} to GET /products/{product_id}: {body[:300]!r}")
+        if json.loads(body) != expected[product_id]:
+            fail(f"{client.name} answered another body to GET /products/{product_id}: {body[:300]!r}")
+    return check
+
+
+def check_search(client, path, must_miss):
+    def check(status, headers, body):
+        if status != 200:
+            fail(f"{client.name} answered {status} to GET {path}: {body[:300]!r}")
+        if json.loads(body).get("items") != reference:
+            fail(f"{client.name} answered another result list to GET {path}: {body[:300]!r}")
+        if must_miss and headers.get("x-cache") == "hit":
+            fail(f"{client.name} served GET {path} from its listing cache, though no request used that text before")
+    return check
+
+
+def check_not_found(client, path):
+    def check(status, headers, body):
+        if status != 404 or json.loads(body).get("code") != "not_found":
+            fail(f"{client.name} answered {status} to GET {path}, not a not_found problem document: {body[:300]!r}")
+    return check
+
+
+rows = ["product", "search", "miss", "unrouted"]
+times = {(row, client.name): [] for row in rows for client in (storefront, hono)}
+hits = {"search": 0, "miss": 0}
+
+
+def round_trip(index, record):
+    """One round: each row's request to both Workers, request by request; who goes first swaps every round."""
+    order = (storefront, hono) if index % 2 == 0 else (hono, storefront)
+    product_id = ids[index % len(ids)]
+    miss = miss_path()
+    for row in rows:
+        for client in order:
+            if row == "product":
+                path, check = f"/products/{product_id}", check_product(client, product_id)
+            elif row == "search":
+                path, check = f"/products?q={word}", check_search(client, f"/products?q={word}", False)
+            elif row == "miss":
+                path, check = miss, check_search(client, miss, client is storefront)
+            else:
+                path, check = "/bench/not-a-route", check_not_found(client, "/bench/not-a-route")
+            status, headers, body, elapsed_ms = client.get(path)
+            check(status, headers, body)
+            if record:
+                times[(row, client.name)].append(elapsed_ms)
+                if client is storefront and row != "product" and headers.get("x-cache") == "hit":
+                    hits[row] += 1
+
+
+for index in range(warmup):
+    round_trip(index, record=False)
+for index in range(samples):
+    round_trip(warmup + index, record=True)
+
+
+def percentile(values, fraction):
+    """Nearest rank."""
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(len(ordered) * fraction)) - 1]
+
+
+labels = {
+    "product": f"GET /products/{{id}} ({len(ids)} ids in turn; D1 point read on both)",
+    "search": f"GET /products?q={word}: Storefront through its KV listing cache as in production ({hits['search']} of {samples} hits), Hono uncached D1",
+    "miss": f"GET /products?q={word}, Storefront cache miss every time (distinct query text; {hits['miss']} hits), Hono uncached D1",
+    "unrouted": "GET /bench/not-a-route (a 404 problem document; no storage on either): the fixed cost of a request",
+}
+print("| request | Storefront p50 ms | Storefront p99 ms | Hono p50 ms | Hono p99 ms | Storefront/Hono p50 | Storefront/Hono p99 |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+for row in rows:
+    ours, theirs = times[(row, "storefront")], times[(row, "hono")]
+    p50s, p99s = (percentile(ours, 0.50), percentile(theirs, 0.50)), (percentile(ours, 0.99), percentile(theirs, 0.99))
+    print(f"| {labels[row]} | {p50s[0]:.2f} | {p99s[0]:.2f} | {p50s[1]:.2f} | {p99s[1]:.2f} | {p50s[0] / p50s[1]:.2f} | {p99s[0] / p99s[1]:.2f} |")
+print()
+checked = sum(len(values) for values in times.values())
+print(f"All {checked} timed responses (and {warmup * len(rows) * 2} warm-up ones) were the status and body asked for; "
+      f"connections opened: Storefront {storefront.opened}, Hono {hono.opened}.")
+EOF
+
+load_after=$(cut -d' ' -f1 /proc/loadavg)
+wasm="$release/index_bg.wasm"
+wasm_raw=$(stat -c %s "$wasm")
+wasm_gz=$(gzip -9 -c "$wasm" | wc -c)
+node_version=$(node --version)
+workerd_version=$(sed -n 's/^[[:space:]]*"version":[[:space:]]*"\([^"]*\)".*/\1/p' "$STOREFRONT_TOOLS/npm/node_modules/workerd/package.json" | head -n1)
+wrangler_version=$("$WRANGLER_BIN" --version 2>/dev/null | tail -n1)
+{
+  echo "## Workers: the release Storefront Worker (Rust) against a Hono Worker (JavaScript) on one D1 database"
+  echo
+  echo "wrangler $wrangler_version (workerd $workerd_version) on Node $node_version, hono $HONO_VERSION; both Workers under \`wrangler dev\` on 127.0.0.1 with one \`--persist-to\` folder (one D1 SQLite file); $(nproc) CPUs; $(date -u '+%Y-%m-%d %H:%M UTC')."
+  echo "Requests alternate between the Workers request by request over one keep-alive connection each, after $warmup warm-up rounds; $samples samples per cell."
+  echo "One-minute load average before the measurement $load_before, after it $load_after."
+  echo
+  cat "$run/table.md"
+  echo
+  echo "| wrangler dev start to the first 200 (GET /health, one D1 point read) | Storefront | Hono |"
+  echo "| --- | ---: | ---: |"
+  echo "| started one after the other, polled every 50 ms | $storefront_first_ms ms | $hono_first_ms ms |"
+  echo
+  echo "Release wasm (target/worker-host/release/index_bg.wasm): $wasm_raw bytes raw, $wasm_gz bytes gzipped (-9)."
+} >"$run/report.md"
+tee "$out" <"$run/report.md"
+echo "written to $out" >&2
