@@ -163,7 +163,8 @@ def main():
         print(f"## {title}")
         print()
         with open(path, encoding="utf-8") as handle:
-            print(handle.read().strip())
+            # A part's own headings go one level down, under this report's heading for the part.
+            print("\n".join("#" + line if line.startswith("#") else line for line in handle.read().strip().splitlines()))
     print()
     print("## Cost per million requests")
     print()
