@@ -51,7 +51,9 @@ bash "$ROOT/scripts/workers-tools.sh"
 source "$TOOLS/workers-env.sh"
 # The MCP Python SDK, schemathesis and Chromium for the mcp:: and api_contract:: scenarios.
 eval "$(bash "$ROOT/scripts/api-clients.sh" env)"
-export XDG_CONFIG_HOME="$TOOLS/xdg" WRANGLER_SEND_METRICS=false WRANGLER_LOG_PATH="$TOOLS/wrangler-logs"
+# CLOUDFLARE_CF_FETCH_ENABLED=false: without it wrangler dev fetches `Request.cf` data from workers.cloudflare.com
+# at every start (a DNS error offline); with it, every request the tier makes goes to 127.0.0.1.
+export XDG_CONFIG_HOME="$TOOLS/xdg" WRANGLER_SEND_METRICS=false WRANGLER_LOG_PATH="$TOOLS/wrangler-logs" CLOUDFLARE_CF_FETCH_ENABLED=false
 mkdir -p "$XDG_CONFIG_HOME" "$WRANGLER_LOG_PATH"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 
