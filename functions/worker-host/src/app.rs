@@ -101,14 +101,20 @@ fn routes(state: AppState<Store>, env: &Env, mcp_settings: mcp::McpSettings) -> 
 /// What a request, a queue batch and a cron tick work with: the routers, the state they share, the cache.
 type Built = (Router, AppState<Store>, Option<KvListingCache>);
 
+/// The isolate's built state, with what it was checked against: the `env` object of the last event that used it
+/// and the fingerprint of the variables it was built from.
+struct Slot {
+    env: worker::wasm_bindgen::JsValue,
+    fingerprint: [u8; 32],
+    built: Built,
+}
+
 thread_local! {
-    /// The isolate's built state, with the fingerprint of the variables it was built from. An isolate runs one
-    /// thread, and bindings and variables are fixed for its life (a deploy or a change of settings starts new
-    /// isolates), so this is built once per isolate; the fingerprint makes a change rebuild it anyway.
-    static BUILT: std::cell::RefCell<Option<([u8; 32], Built)>> = const { std::cell::RefCell::new(None) };
-    /// The `env` object the state was last checked against. The runtime hands an isolate the same object for
-    /// every event, so a request with that very object skips [`fingerprint`] (a JavaScript call per variable).
-    static CHECKED_ENV: std::cell::RefCell<Option<worker::wasm_bindgen::JsValue>> = const { std::cell::RefCell::new(None) };
+    /// An isolate runs one thread, and bindings and variables are fixed for its life (a deploy or a change of
+    /// settings starts new isolates), so this is built once per isolate; the fingerprint makes a change rebuild it
+    /// anyway. The runtime hands an isolate the same `env` object for every event, so an event with that very
+    /// object skips [`fingerprint`] (a JavaScript call per variable).
+    static BUILT: std::cell::RefCell<Option<Slot>> = const { std::cell::RefCell::new(None) };
 }
 
 /// A digest of every variable and secret [`build`] reads, so that a change of any rebuilds the state. Only the
@@ -129,19 +135,23 @@ fn fingerprint(env: &Env) -> [u8; 32] {
 /// variables it came from are unchanged.
 async fn built(env: &Env) -> anyhow::Result<Built> {
     let env_value: &worker::wasm_bindgen::JsValue = env.as_ref();
-    let same_env = CHECKED_ENV.with(|checked| checked.borrow().as_ref().is_some_and(|seen| seen == env_value));
-    if same_env && let Some(built) = BUILT.with(|slot| slot.borrow().as_ref().map(|(_, built)| built.clone())) {
+    let same_env = BUILT.with(|slot| slot.borrow().as_ref().filter(|slot| slot.env == *env_value).map(|slot| slot.built.clone()));
+    if let Some(built) = same_env {
         return Ok(built);
     }
     let fingerprint = fingerprint(env);
-    CHECKED_ENV.with(|checked| *checked.borrow_mut() = Some(env_value.clone()));
-    let cached = BUILT.with(|slot| slot.borrow().as_ref().filter(|(seen, _)| *seen == fingerprint).map(|(_, built)| built.clone()));
-    if let Some(built) = cached {
+    let same_variables = BUILT.with(|slot| {
+        slot.borrow_mut().as_mut().filter(|slot| slot.fingerprint == fingerprint).map(|slot| {
+            slot.env = env_value.clone();
+            slot.built.clone()
+        })
+    });
+    if let Some(built) = same_variables {
         return Ok(built);
     }
     let fresh = build(env).await?;
     tracing::info!("worker state built");
-    BUILT.with(|slot| *slot.borrow_mut() = Some((fingerprint, fresh.clone())));
+    BUILT.with(|slot| *slot.borrow_mut() = Some(Slot { env: env_value.clone(), fingerprint, built: fresh.clone() }));
     Ok(fresh)
 }
 
