@@ -4,11 +4,10 @@
 # 127.0.0.1 with the wrangler and workerd of scripts/workers-tools.sh.
 #
 # What it measures, for each Worker:
-# - p50 and p99 of `GET /products/{id}` (the catalog's ids in turn) and of `GET /products?q=$BENCH_WORD`, with the
-#   ratio Storefront/Hono; requests alternate between the two Workers request by request (which goes first swaps
+# - p50 and p99 of `GET /products/{id}` (the catalog's ids in turn), with the ratio Storefront/Hono; requests alternate between the two Workers request by request (which goes first swaps
 #   every round), each Worker over one keep-alive connection (Python's http.client), after $BENCH_WARMUP rounds
 #   of warm-up, $BENCH_SAMPLES samples per cell. Every response is checked before it counts: status 200 and the
-#   very product asked for (the whole body, which must equal the other Worker's), or the very result list.
+#   very product asked for (the whole body, which must equal the other Worker's).
 # - p50 and p99 of `GET /bench/not-a-route`, a 404 problem document on both with no storage: the fixed cost of one
 #   request through each runtime and its framework, so that the rows above can be read as that plus the storage work.
 # - the time from starting `wrangler dev` to the first 200 of `GET /health` (one D1 point read on both), polled
@@ -24,16 +23,9 @@
 # shared-memory file, which two processes can open at once; copying the seeded file to a second persist folder was
 # not needed, and was not tried.
 #
-# Caches, said plainly: `GET /products/{id}` reads D1 on every request in both Workers. `GET /products?q=` on the
-# Storefront Worker goes through its KV listing cache, as in production (functions/worker-host/src/cache.rs): one
-# D1 point read of the catalog generation and one KV read per request; a miss also runs the search on D1 and
-# writes KV. So the cached row compares the Storefront's production search path, nearly always a KV hit (the
-# report counts the hits), with Hono's uncached D1 query, which is not the same work. The row after it makes the
-# Storefront Worker miss on every request (a distinct query text each time: the same word, with its letters'
-# case changed and spaces added, which the search ignores but the cache key does not) and so compares the same D1
-# search work, the Storefront paying for its cache's generation read, KV read and KV write on top. The Hono Worker
-# runs the query the Rust search makes on a miss, one page of the word's index partition (`TOKEN#<word>`), and
-# keeps no cache of any kind.
+# Caches, said plainly: `GET /products/{id}` reads D1 on every request in both Workers. The search has no row
+# here: the Storefront's search ranks, forgives typos and counts facets on an in-memory index, which a baseline
+# would have to reimplement whole; scripts/bench-search.sh measures it on every host.
 #
 # The Storefront Worker runs from a copy of wrangler.toml without its [build] section, so that wrangler does not
 # run build.sh (and cargo) at start and the time to the first 200 covers wrangler and workerd only, as for Hono;
@@ -44,7 +36,7 @@
 # (WRANGLER_SEND_METRICS=false); every request of the benchmark goes to 127.0.0.1.
 #
 # Writes a markdown section to stdout and to ${1:-target/bench-workers.md} (git ignores target/).
-# BENCH_SAMPLES (default 500), BENCH_WARMUP (default 50) and BENCH_WORD (default walnut) tune the run.
+# BENCH_SAMPLES (default 500) and BENCH_WARMUP (default 50) tune the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -53,12 +45,10 @@ out="${1:-target/bench-workers.md}"
 mkdir -p "$(dirname "$out")"
 samples="${BENCH_SAMPLES:-500}"
 warmup="${BENCH_WARMUP:-50}"
-word="${BENCH_WORD:-walnut}"
 HONO_VERSION=4.13.19
 hono_tools="$STOREFRONT_TOOLS/bench/hono"
 release="$PWD/target/worker-host/release"
 [[ "$samples" =~ ^[1-9][0-9]*$ && "$warmup" =~ ^[0-9]+$ ]] || die "BENCH_SAMPLES and BENCH_WARMUP must be whole numbers"
-[[ "$word" =~ ^[A-Za-z]{2,32}$ ]] || die "BENCH_WORD must be one word of 2 to 32 ASCII letters"
 
 for tool in python3 curl gzip awk setsid; do
   command -v "$tool" >/dev/null || die "$tool not found: the benchmark needs it"
@@ -108,12 +98,7 @@ fi
 
 # The Storefront's own configuration, less [build], with its paths made absolute for a file in the run folder.
 mkdir -p "$run/storefront"
-awk -v root="$PWD" '
-  /^\[/ { skip = ($0 == "[build]") }
-  skip { next }
-  /^(main|directory) = "/ { sub(/= "/, "= \"" root "/") }
-  { print }
-' wrangler.toml >"$run/storefront/wrangler.toml"
+wrangler_config_without_build "$run/storefront/wrangler.toml"
 grep -q "^main = \"$release/entry.mjs\"$" "$run/storefront/wrangler.toml" || die "wrangler.toml's main is not target/worker-host/release/entry.mjs"
 # The Hono Worker runs from a copy beside a link to the cached node_modules, so that wrangler's bundler finds hono
 # and writes its .wrangler folder into the run folder, not into scripts/bench/hono.
@@ -176,10 +161,10 @@ curl -sS --fail --max-time 300 -o /dev/null "http://127.0.0.1:$storefront_port/_
 say "measuring: $warmup warm-up rounds, then $samples samples per cell, alternating Storefront and Hono"
 # Anything else busy on the machine shows in the figures; the load average before and after is reported with them.
 load_before=$(cut -d' ' -f1 /proc/loadavg)
-python3 - "$storefront_port" "$hono_port" "$word" "$samples" "$warmup" >"$run/table.md" <<'EOF' || { show_logs; die "the measurement failed"; }
+python3 - "$storefront_port" "$hono_port" "$samples" "$warmup" >"$run/table.md" <<'EOF' || { show_logs; die "the measurement failed"; }
 import http.client, json, math, sys, time, urllib.parse
 
-storefront_port, hono_port, word, samples, warmup = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+storefront_port, hono_port, samples, warmup = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 
 
 def fail(message):
@@ -247,51 +232,12 @@ for product_id in ids:
         fail(f"the Workers disagree on product {product_id}:\n  storefront {ours}\n  hono       {theirs}")
     expected[product_id] = ours
 
-# The reference result of the search, from both Workers; it must mention the word in every item.
-stem = word.lower()[:-1] if len(word) >= 4 and word.lower().endswith("s") and not word.lower().endswith("ss") else word.lower()
-ours, _ = json_200(storefront, f"/products?q={word}")
-theirs, _ = json_200(hono, f"/products?q={word}")
-reference = ours["items"]
-if not reference:
-    fail(f"GET /products?q={word} found nothing: pick another BENCH_WORD")
-if reference != theirs["items"]:
-    fail(f"the Workers disagree on GET /products?q={word}")
-if not all(stem in f"{item['name']} {item['description']} {item['category']}".lower() for item in reference):
-    fail(f"an item of GET /products?q={word} does not mention {word}")
-
-miss_counter = 0
-
-
-def miss_path():
-    """A query text no earlier request used: the word with its letters' case changed and spaces added, which the
-    search ignores (trimmed, lower-cased) but the Storefront's cache key, the raw query string, does not."""
-    global miss_counter
-    variants = 2 ** len(word)
-    mask, spaces = miss_counter % variants, 1 + miss_counter // variants
-    miss_counter += 1
-    if spaces > 150:
-        fail("too many samples for distinct query texts of this word: lower BENCH_SAMPLES or pick a longer word")
-    text = "".join(letter.upper() if mask >> position & 1 else letter.lower() for position, letter in enumerate(word))
-    return f"/products?q={text}{'%20' * spaces}"
-
-
 def check_product(client, product_id):
     def check(status, headers, body):
         if status != 200:
             fail(f"{client.name} answered {status} to GET /products/{product_id}: {body[:300]!r}")
         if json.loads(body) != expected[product_id]:
             fail(f"{client.name} answered another body to GET /products/{product_id}: {body[:300]!r}")
-    return check
-
-
-def check_search(client, path, must_miss):
-    def check(status, headers, body):
-        if status != 200:
-            fail(f"{client.name} answered {status} to GET {path}: {body[:300]!r}")
-        if json.loads(body).get("items") != reference:
-            fail(f"{client.name} answered another result list to GET {path}: {body[:300]!r}")
-        if must_miss and headers.get("x-cache") == "hit":
-            fail(f"{client.name} served GET {path} from its listing cache, though no request used that text before")
     return check
 
 
@@ -302,32 +248,24 @@ def check_not_found(client, path):
     return check
 
 
-rows = ["product", "search", "miss", "unrouted"]
+rows = ["product", "unrouted"]
 times = {(row, client.name): [] for row in rows for client in (storefront, hono)}
-hits = {"search": 0, "miss": 0}
 
 
 def round_trip(index, record):
     """One round: each row's request to both Workers, request by request; who goes first swaps every round."""
     order = (storefront, hono) if index % 2 == 0 else (hono, storefront)
     product_id = ids[index % len(ids)]
-    miss = miss_path()
     for row in rows:
         for client in order:
             if row == "product":
                 path, check = f"/products/{product_id}", check_product(client, product_id)
-            elif row == "search":
-                path, check = f"/products?q={word}", check_search(client, f"/products?q={word}", False)
-            elif row == "miss":
-                path, check = miss, check_search(client, miss, client is storefront)
             else:
                 path, check = "/bench/not-a-route", check_not_found(client, "/bench/not-a-route")
             status, headers, body, elapsed_ms = client.get(path)
             check(status, headers, body)
             if record:
                 times[(row, client.name)].append(elapsed_ms)
-                if client is storefront and row != "product" and headers.get("x-cache") == "hit":
-                    hits[row] += 1
 
 
 for index in range(warmup):
@@ -344,8 +282,6 @@ def percentile(values, fraction):
 
 labels = {
     "product": f"GET /products/{{id}} ({len(ids)} ids in turn; D1 point read on both)",
-    "search": f"GET /products?q={word}: Storefront through its KV listing cache as in production ({hits['search']} of {samples} hits), Hono uncached D1",
-    "miss": f"GET /products?q={word}, Storefront cache miss every time (distinct query text; {hits['miss']} hits), Hono uncached D1",
     "unrouted": "GET /bench/not-a-route (a 404 problem document; no storage on either): the fixed cost of a request",
 }
 print("| request | Storefront p50 ms | Storefront p99 ms | Hono p50 ms | Hono p99 ms | Storefront/Hono p50 | Storefront/Hono p99 |")

@@ -21,10 +21,11 @@ started=$(date +%s)
 bash scripts/bench-lambda.sh "$parts/lambda.md"
 bash scripts/bench-workers.sh "$parts/workers.md"
 bash scripts/bench-local.sh "$parts/local.md"
+bash scripts/bench-search.sh "$parts/search.md"
 # Every function's MemorySize: the template's Globals (no function overrides it; checked here).
 memory=$(sed -n 's/^[[:space:]]*MemorySize:[[:space:]]*\([0-9][0-9]*\)[[:space:]]*$/\1/p' template.yaml | sort -u)
 [[ "$memory" =~ ^[0-9]+$ ]] || die "template.yaml must give every function one MemorySize, found: ${memory:-none}"
-python3 scripts/bench/report.py "$parts/lambda.md" "$parts/workers.md" "$parts/local.md" "$memory" >"$out.tmp"
+python3 scripts/bench/report.py "$parts/lambda.md" "$parts/workers.md" "$parts/local.md" "$memory" "$parts/search.md" >"$out.tmp"
 echo >>"$out.tmp"
 echo "The whole run took $(( $(date +%s) - started )) s." >>"$out.tmp"
 mv "$out.tmp" "$out"

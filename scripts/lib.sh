@@ -23,6 +23,18 @@ wait_for_url() {
   done
 }
 
+# wrangler_config_without_build OUT: wrangler.toml less its [build] section (so that `wrangler dev` runs the release
+# Worker already built instead of running cargo), with its main and directory paths made absolute for a file
+# elsewhere, written to OUT. The benchmarks run the Worker from it.
+wrangler_config_without_build() {
+  awk -v root="$PWD" '
+    /^\[/ { skip = ($0 == "[build]") }
+    skip { next }
+    /^(main|directory) = "/ { sub(/= "/, "= \"" root "/") }
+    { print }
+  ' wrangler.toml >"$1"
+}
+
 # Milliseconds since the epoch.
 now_ms() { date +%s%3N; }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Joins the three benchmark sections into one markdown report and adds what each request costs.
 
-Usage: report.py LAMBDA_MD WORKERS_MD LOCAL_MD MEMORY_MB > REPORT_MD
+Usage: report.py LAMBDA_MD WORKERS_MD LOCAL_MD MEMORY_MB [SEARCH_MD] > REPORT_MD
 
 The sections are the files scripts/bench-lambda.sh, scripts/bench-workers.sh and scripts/bench-local.sh wrote in
 the same run; they are copied as they are. The cost table reads its durations from them: nothing here is typed in
@@ -144,6 +144,7 @@ def budgets(lambda_md, workers_md):
 
 def main():
     lambda_md, workers_md, local_md, memory_mb = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    search_md = sys.argv[5] if len(sys.argv) > 5 else None
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
     cpu = "unknown CPU"
@@ -158,7 +159,9 @@ def main():
     print(f"Run {now} at commit `{commit}`{' (with uncommitted changes)' if dirty else ''}, on {os.cpu_count()} cores of {cpu}.")
     print("Every figure below comes from this one run of `scripts/bench.sh`; all servers listened on 127.0.0.1.")
     for title, path in (("Lambda (scripts/bench-lambda.sh)", lambda_md), ("Workers (scripts/bench-workers.sh)", workers_md),
-                        ("Local host (scripts/bench-local.sh)", local_md)):
+                        ("Local host (scripts/bench-local.sh)", local_md), ("Search (scripts/bench-search.sh)", search_md)):
+        if path is None:
+            continue
         print()
         print(f"## {title}")
         print()

@@ -46,4 +46,4 @@ pub use commerce::{
 };
 pub use money::{Currency, Money, MoneyError};
 pub use product::{Category, NewProduct, Product, ProductError, ProductId, Sku};
-pub use search::{SearchError, SearchRequest, SearchSource, Tokens};
+pub use search::{SearchError, SearchParams, SearchRequest, Sort};

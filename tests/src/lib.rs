@@ -191,6 +191,7 @@ fn start_in_process_host() -> anyhow::Result<(String, String, std::path::PathBuf
                     port: 0,
                     data: data.clone(),
                     no_seed: false,
+                    demo_products: shared::demo::DEMO_PRODUCT_COUNT,
                     log: "warn".to_owned(),
                     admin_email: Some(IN_PROCESS_ADMIN_EMAIL.to_owned()),
                     // Every scenario logs in from 127.0.0.1; the per-account limit is the one they exercise.

@@ -72,8 +72,9 @@ pub const AWS_ENDPOINT_URL_SQS: &str = "AWS_ENDPOINT_URL_SQS";
 pub const TABLE_NAME: &str = "TABLE_NAME";
 /// The master secret every key is derived from, at least 32 bytes.
 pub const STOREFRONT_SECRET: &str = "STOREFRONT_SECRET";
-/// `"true"` to create the table and write the demo catalog at cold start: for local runs on an empty
-/// DynamoDB Local only; `template.yaml` never sets it.
+/// `"true"` to create the table and write the demo catalog at cold start, or a number for that many products
+/// of the generated catalog (the search benchmark's 10000): for local runs on an empty DynamoDB Local only;
+/// `template.yaml` never sets it.
 pub const DEMO_SEED: &str = "DEMO_SEED";
 /// The jobs queue's URL (a FIFO queue).
 pub const JOBS_QUEUE_URL: &str = "JOBS_QUEUE_URL";
@@ -388,8 +389,8 @@ pub struct HttpConfig {
     pub table: String,
     /// The keys derived from the master secret.
     pub keys: Keys,
-    /// Whether to create the table and seed the demo catalog at cold start (local runs only).
-    pub demo_seed: bool,
+    /// How many demo products to seed at cold start, creating the table first (local runs only).
+    pub demo_seed: Option<usize>,
     /// Where committed privacy events are published right away, if anywhere (else the relay publishes them).
     pub privacy_queue_url: Option<String>,
     /// Where committed order events are published right away, if anywhere (else the relay publishes them).
@@ -411,7 +412,8 @@ impl HttpConfig {
             aws: AwsConfig::from_env()?,
             table: required(TABLE_NAME)?,
             keys: Keys::derive(secret.as_bytes()).with_context(|| format!("{STOREFRONT_SECRET} is too short"))?,
-            demo_seed: optional(DEMO_SEED).is_some_and(|value| value == "true"),
+            demo_seed: shared::demo::seed_setting(optional(DEMO_SEED).as_deref())
+                .map_err(|reason| anyhow::anyhow!("{DEMO_SEED} {reason}"))?,
             privacy_queue_url: optional(PRIVACY_QUEUE_URL),
             orders_queue_url: optional(ORDERS_QUEUE_URL),
             payments: PaymentsConfig::from_env()?,
@@ -530,9 +532,9 @@ where
         if let Some(publisher) = publisher(&cfg.aws, &http, cfg.privacy_queue_url.as_deref(), cfg.orders_queue_url.as_deref())? {
             state = state.with_publisher(publisher);
         }
-        if cfg.demo_seed {
+        if let Some(count) = cfg.demo_seed {
             state.store.create_table_if_missing().await?;
-            let created = state.catalog.seed_demo_if_empty(&UuidIds, &SystemClock).await.context("failed to seed")?;
+            let created = state.catalog.seed_demo_if_empty(count, &UuidIds, &SystemClock).await.context("failed to seed")?;
             tracing::info!(created, "demo catalog seeded");
         }
         lambda_http::run(router(state, &cfg.mcp_allowed_origins).fallback(shared::http::error::not_found)).await

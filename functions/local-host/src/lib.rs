@@ -65,6 +65,11 @@ pub struct Config {
     /// Do not write the demo catalog into an empty store.
     #[arg(long, env = "STOREFRONT_NO_SEED")]
     pub no_seed: bool,
+    /// How many products the demo catalog written into an empty store holds: the demo's 210, or more from the
+    /// generated catalog (the search benchmark uses 10000).
+    #[arg(long, env = "STOREFRONT_DEMO_PRODUCTS", default_value_t = shared::demo::DEMO_PRODUCT_COUNT,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=shared::demo::MAX_GENERATED_PRODUCTS as u64))]
+    pub demo_products: usize,
     /// Log filter, as in `RUST_LOG` (for example `info` or `local_host=debug,info`).
     #[arg(long, env = "STOREFRONT_LOG", default_value = "info")]
     pub log: String,
@@ -357,7 +362,7 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
         Some(provider) => state.with_payments(provider),
         None => state,
     };
-    let seeded = if config.no_seed { 0 } else { state.catalog.seed_demo_if_empty(&ids, &clock).await? };
+    let seeded = if config.no_seed { 0 } else { state.catalog.seed_demo_if_empty(config.demo_products, &ids, &clock).await? };
     let listener = TcpListener::bind((config.host, config.port))
         .await
         .with_context(|| format!("failed to listen on {}:{}", config.host, config.port))?;

@@ -36,7 +36,7 @@ const SPECS: [Spec; 10] = [
         name: "search_products",
         title: "Search products",
         operation_id: "search_products",
-        description: "Search the catalog: every word of `q` must match a product's name, description or category; filter by `category` and price (minor units). Results come a page at a time: pass `next_cursor` back as `cursor` for more.",
+        description: "Search the catalog as a shop's search box does: the words of `q` are found in names, categories and descriptions, the last word as a prefix, with typos forgiven; results are ranked by relevance unless `sort` is `price_asc`, `price_desc` or `newest`. Filter by `category` and price (minor units). The answer counts all matches (`total`) and the matches per category (`facets`). Results come a page at a time: pass `next_cursor` back as `cursor` for more.",
         read_only: true,
         destructive: false,
         idempotent: true,

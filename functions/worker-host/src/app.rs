@@ -382,10 +382,10 @@ async fn housekeep(cron: &str, env: &Env, state: &AppState<Store>, cache: Option
     }
     let seed = match Config::from_worker_env(env) {
         Ok(config) => config.demo_seed,
-        Err(_) => false,
+        Err(_) => None,
     };
-    if seed {
-        match state.catalog.seed_demo_if_empty(&state.ids, &state.clock).await {
+    if let Some(count) = seed {
+        match state.catalog.seed_demo_if_empty(count, &state.ids, &state.clock).await {
             Ok(created) => {
                 tracing::info!(cron, created, "seeded the demo catalog");
                 if created > 0 {

@@ -1,8 +1,9 @@
 //! The catalog listing cache: `GET /products` answers kept in Workers KV, keyed by a catalog generation that
 //! lives in D1.
 //!
-//! Why only there: the listing is the one read that is expensive (a search examines up to 500 index entries
-//! over several D1 queries) and whose readers tolerate a little staleness. `GET /products/{id}` (with its
+//! Why only there: the listing is the one read that costs many D1 reads (the index head and every product of
+//! the page, up to 100, besides the index shards an isolate loads at its first search) and whose readers
+//! tolerate a little staleness. `GET /products/{id}` (with its
 //! `ETag`, used for `If-Match` updates), checkout and every write always read D1, which is strongly consistent.
 //!
 //! How it stays correct: every successful catalog write through the routers (`POST /products`,
@@ -10,7 +11,7 @@
 //! cached listing is only found under the generation it was computed in. Reading the generation is one
 //! strongly consistent point read, so a listing written before a catalog change is never served after that
 //! change was acknowledged. What may lag: stock or prices changed by a path that does not bump the generation
-//! (none yet; checkout will) show in listings for at most `LISTING_TTL_SECS`, KV's shortest expiry.
+//! (checkouts and cancellations, which change stock) show in listings for at most `LISTING_TTL_SECS`, KV's shortest expiry.
 
 use axum::body::Body;
 use axum::Router;

@@ -103,8 +103,8 @@ pub(crate) const HOUSEKEEPING_CRON: &str = "*/15 * * * *";
 pub(crate) struct Config {
     /// Keys derived from the master secret.
     pub(crate) keys: Keys,
-    /// Whether the cron trigger seeds the demo catalog.
-    pub(crate) demo_seed: bool,
+    /// How many demo products the cron trigger seeds (`DEMO_SEED`: `true` for the demo, or a number).
+    pub(crate) demo_seed: Option<usize>,
     /// The address whose registration becomes an admin, if configured.
     pub(crate) first_admin: Option<Email>,
     /// Login attempts per client address in a burst.
@@ -126,7 +126,8 @@ impl Config {
             .map_err(|_| anyhow::anyhow!("the secret {SECRET_BINDING} must be set"))?
             .to_string();
         let keys = Keys::derive(secret.as_bytes()).with_context(|| format!("the secret {SECRET_BINDING} is too short"))?;
-        let demo_seed = env.var(DEMO_SEED_BINDING).is_ok_and(|value| value.to_string() == "true");
+        let demo_seed = shared::demo::seed_setting(optional_var(env, DEMO_SEED_BINDING).as_deref())
+            .map_err(|reason| anyhow::anyhow!("the variable {DEMO_SEED_BINDING} {reason}"))?;
         let first_admin = match optional_var(env, ADMIN_EMAIL_BINDING) {
             // The address is configuration, not a request's personal data; still, say only what is wrong.
             Some(text) => Some(Email::parse(&text).map_err(|error| anyhow::anyhow!("the variable {ADMIN_EMAIL_BINDING}: {error}"))?),
