@@ -436,16 +436,17 @@ impl<S: ItemStore> Catalog<S> {
                 }
             }
             let keys: Vec<ItemKey> = stale.iter().map(|&number| shard_key(number)).collect();
-            let reads = keys.iter().map(|key| self.store.get(key));
-            for (&number, item) in stale.iter().zip(futures::future::try_join_all(reads).await?) {
-                cost.items_read += 1;
-                cost.shards_loaded += 1;
-                if let Some(item) = item {
-                    // Remembered under the head's claim unless older than it, so a shard the head lags behind
-                    // (a rebuild that lost a race) is not re-read at every search.
-                    shard_versions[number] = item.version.min(head.shards[number]);
-                    shards[number] = Arc::new(decode::<Shard>(&item)?.records);
+            cost.items_read += keys.len();
+            cost.shards_loaded += keys.len();
+            for item in self.store.get_many(&keys).await? {
+                let Some(number) = item.key.sk.strip_prefix(SHARD_PREFIX).and_then(|n| n.parse::<usize>().ok()) else { continue };
+                if number >= SHARDS {
+                    continue;
                 }
+                // Remembered under the head's claim unless older than it, so a shard the head lags behind
+                // (a rebuild that lost a race) is not re-read at every search.
+                shard_versions[number] = item.version.min(head.shards[number]);
+                shards[number] = Arc::new(decode::<Shard>(&item)?.records);
             }
             let index = Arc::new(SearchIndex::build(shards.iter().flat_map(|records| records.iter().cloned())));
             let loaded = Arc::new(LoadedIndex { head_version: head_item.version, shard_versions, shards, index });
@@ -547,10 +548,9 @@ impl<S: ItemStore> Catalog<S> {
         cost.indexed_products = loaded.index.len();
         cost.items_read += hits.ids.len();
         let keys: Vec<ItemKey> = hits.ids.iter().map(product_key).collect();
-        let reads = keys.iter().map(|key| self.store.get(key));
         let mut products = Vec::with_capacity(hits.ids.len());
-        // A product deleted since the index was read is left out of its page.
-        for item in futures::future::try_join_all(reads).await?.into_iter().flatten() {
+        // In one read; a product deleted since the index was read is left out of its page.
+        for item in self.store.get_many(&keys).await? {
             products.push(product_from_item(item)?);
         }
         Ok(SearchPage {

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::contract::{CaseReport, Harness, ensure};
-use crate::ports::item_store::{Condition, Cursor, Item, ItemKey, ItemStore, Query, StoreError, Write};
+use crate::ports::item_store::{Condition, Cursor, Item, ItemKey, ItemStore, MAX_GET_MANY, Query, StoreError, Write};
 
 fn item(pk: &str, sk: &str, version: u64, tag: &str) -> Item {
     Item::new(ItemKey::new(pk, sk), version, json!({ "tag": tag, "nested": { "n": version } }))
@@ -355,6 +355,33 @@ async fn concurrent_adds_never_pass_the_floor<S: ItemStore>(store: &S, ns: &str)
     Ok(())
 }
 
+async fn get_many_reads_live_items_in_the_order_asked<S: ItemStore, H: Harness>(store: &S, harness: &H, ns: &str) -> Result<(), String> {
+    let pk = format!("{ns}#many");
+    for sk in ["a", "b", "c"] {
+        store.put(item(&pk, sk, 1, sk), Condition::None).await.map_err(fmt_err)?;
+    }
+    let mut expired = item(&pk, "gone", 1, "gone");
+    expired.expires_at = Some(harness.now().as_secs() - 5);
+    store.put(expired, Condition::None).await.map_err(fmt_err)?;
+    let other = format!("{ns}#many-other");
+    store.put(item(&other, "a", 1, "other"), Condition::None).await.map_err(fmt_err)?;
+    let keys: Vec<ItemKey> = [(&pk, "c"), (&pk, "absent"), (&other, "a"), (&pk, "gone"), (&pk, "a")]
+        .iter()
+        .map(|(pk, sk)| ItemKey::new(pk.as_str(), *sk))
+        .collect();
+    let found = store.get_many(&keys).await.map_err(fmt_err)?;
+    let tags: Vec<String> = found.iter().map(|found| found.data["tag"].as_str().unwrap_or_default().to_owned()).collect();
+    ensure!(tags == ["c", "other", "a"], "get_many returned {tags:?}");
+    ensure!(found.first().map(|first| &first.key) == keys.first(), "the first item came back under {:?}", found.first().map(|f| &f.key));
+    ensure!(store.get_many(&[]).await.map_err(fmt_err)?.is_empty(), "no keys, yet items");
+    let twice = store.get_many(&[keys[0].clone(), keys[0].clone()]).await;
+    ensure!(matches!(twice, Err(StoreError::Invalid(_))), "a repeated key gave {twice:?}");
+    let too_many: Vec<ItemKey> = (0..=MAX_GET_MANY).map(|n| ItemKey::new(pk.as_str(), format!("k{n}"))).collect();
+    let refused = store.get_many(&too_many).await;
+    ensure!(matches!(refused, Err(StoreError::Invalid(_))), "{} keys gave {refused:?}", too_many.len());
+    Ok(())
+}
+
 async fn bad_requests_are_refused<S: ItemStore>(store: &S, ns: &str) -> Result<(), String> {
     let pk = format!("{ns}#bad");
     let empty = store.transact(Vec::new()).await;
@@ -380,6 +407,10 @@ pub async fn run<S: ItemStore, H: Harness>(store: &S, harness: &H, namespace: &s
         CaseReport { name: "a failed transaction changes nothing", outcome: a_failed_transaction_changes_nothing(store, namespace).await },
         CaseReport { name: "a transaction applies every write", outcome: a_transaction_applies_every_write(store, namespace).await },
         CaseReport { name: "bad requests are refused", outcome: bad_requests_are_refused(store, namespace).await },
+        CaseReport {
+            name: "get_many reads live items in the order asked",
+            outcome: get_many_reads_live_items_in_the_order_asked(store, harness, namespace).await,
+        },
         CaseReport { name: "counters are stored and read back", outcome: counters_are_stored_and_read_back(store, namespace).await },
         CaseReport { name: "an add within bounds applies", outcome: an_add_within_bounds_applies(store, harness, namespace).await },
         CaseReport {

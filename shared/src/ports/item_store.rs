@@ -12,6 +12,8 @@ use serde_json::Value;
 
 /// The largest number of writes one [`ItemStore::transact`] call may hold (DynamoDB's limit).
 pub const MAX_TRANSACTION_WRITES: usize = 100;
+/// The most keys one [`ItemStore::get_many`] call may ask for (DynamoDB's `BatchGetItem` limit).
+pub const MAX_GET_MANY: usize = 100;
 /// The largest page one [`ItemStore::query`] call may ask for.
 pub const MAX_QUERY_LIMIT: usize = 1000;
 /// The longest partition or sort key, in bytes (DynamoDB allows 2048 and 1024; we keep the smaller one).
@@ -201,6 +203,24 @@ pub fn validate_transaction(writes: &[Write]) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Checks the keys of a [`ItemStore::get_many`] before an adapter reads them.
+///
+/// # Errors
+/// [`StoreError::Invalid`] for more than [`MAX_GET_MANY`] keys, a repeated key, or a malformed one.
+pub fn validate_keys(keys: &[ItemKey]) -> Result<(), StoreError> {
+    if keys.len() > MAX_GET_MANY {
+        return Err(StoreError::Invalid(format!("at most {MAX_GET_MANY} keys in one read, not {}", keys.len())));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(keys.len());
+    for key in keys {
+        validate_key(key)?;
+        if !seen.insert(key) {
+            return Err(StoreError::Invalid(format!("the read asks for {key} twice")));
+        }
+    }
+    Ok(())
+}
+
 /// Checks a single key before an adapter uses it.
 ///
 /// # Errors
@@ -369,6 +389,20 @@ pub trait ItemStore: Send + Sync + 'static {
     /// [`StoreError::Invalid`] for a malformed key, [`StoreError::Internal`] when the backend fails.
     fn get(&self, key: &ItemKey) -> impl Future<Output = Result<Option<Item>, StoreError>> + Send;
 
+    /// The live items under `keys` (at most [`MAX_GET_MANY`], each once), in the order of `keys`, leaving out
+    /// the absent and expired ones. An adapter whose backend reads many keys in one call overrides this; the
+    /// default sends the gets at once.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for too many keys, a repeated key or a malformed one; otherwise as `get`.
+    fn get_many(&self, keys: &[ItemKey]) -> impl Future<Output = Result<Vec<Item>, StoreError>> + Send {
+        async move {
+            validate_keys(keys)?;
+            let items = futures::future::try_join_all(keys.iter().map(|key| self.get(key))).await?;
+            Ok(items.into_iter().flatten().collect())
+        }
+    }
+
     /// Stores `item` if `condition` holds for the item currently under its key.
     ///
     /// # Errors
@@ -399,6 +433,9 @@ pub trait ItemStore: Send + Sync + 'static {
 impl<S: ItemStore> ItemStore for std::sync::Arc<S> {
     fn get(&self, key: &ItemKey) -> impl Future<Output = Result<Option<Item>, StoreError>> + Send {
         (**self).get(key)
+    }
+    fn get_many(&self, keys: &[ItemKey]) -> impl Future<Output = Result<Vec<Item>, StoreError>> + Send {
+        (**self).get_many(keys)
     }
     fn put(&self, item: Item, condition: Condition) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).put(item, condition)
