@@ -125,14 +125,14 @@ consumer_queues = {"run_order_events": {"ORDERS_QUEUE_URL", "ORDERS_DEAD_LETTER_
 topic_queues = {"privacy": "PRIVACY_QUEUE_URL", "orders": "ORDERS_QUEUE_URL"}
 # Least privilege, exactly: per function crate, the DynamoDB actions its code paths make and the outbox topics whose
 # events it commits and publishes (so it is given those queues' URLs and may send to them, and to no other queue).
-# shared/src/adapters/dynamodb.rs calls GetItem, PutItem, DeleteItem, Query and TransactWriteItems. IAM has no action
+# shared/src/adapters/dynamodb.rs calls GetItem, BatchGetItem (a search's page), PutItem, DeleteItem, Query and TransactWriteItems. IAM has no action
 # for a transaction as a whole: each of its items needs its own action, a Put PutItem, a Delete DeleteItem, an Add
 # (the bounded counter update of stock and discount uses) UpdateItem, a Check ConditionCheckItem. Publishing an event
 # removes it from the outbox (DeleteItem). A new function fails this check until it has a row here.
 expected_access = {
     "health": ({"GetItem"}, set()),
-    "products": ({"GetItem", "Query", "PutItem"}, set()),
-    "product": ({"GetItem", "PutItem", "DeleteItem"}, set()),
+    "products": ({"GetItem", "BatchGetItem", "Query", "PutItem"}, set()),
+    "product": ({"GetItem", "Query", "PutItem", "DeleteItem"}, set()),
     "register": ({"PutItem"}, set()),
     "login": ({"GetItem", "PutItem"}, set()),
     "refresh": ({"GetItem", "PutItem"}, set()),
@@ -169,7 +169,7 @@ expected_access = {
     "openapi": (set(), set()),
     "docs": (set(), set()),
     # MCP's tools run the products, product, cart, checkout and orders routers: together, what those need.
-    "mcp": ({"GetItem", "Query", "PutItem", "DeleteItem", "UpdateItem"}, {"orders"}),
+    "mcp": ({"GetItem", "BatchGetItem", "Query", "PutItem", "DeleteItem", "UpdateItem"}, {"orders"}),
 }
 # The functions that call the payment provider: they are given the provider's settings, and they alone have a
 # cargo feature `stripe` (forwarding to lambda-host's), so no other binary can carry Stripe's HTTPS client.

@@ -28,8 +28,8 @@ use anyhow::{Context as _, anyhow};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, KeySchemaElement, KeyType, Put,
-    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, KeySchemaElement, KeyType, KeysAndAttributes,
+    Put, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
 };
 
 use crate::ports::item_store::{self, Condition, Cursor, Item, ItemKey, ItemStore, Page, Query, StoreError, Write};
@@ -337,6 +337,46 @@ impl DynamoItemStore {
         }
     }
 
+    /// One `BatchGetItem` (strongly consistent) for up to 100 keys (none for no keys); the keys DynamoDB leaves unprocessed (it
+    /// may, under throttling or past 16 MB) are asked again after a pause, at most [`CONTENTION_ATTEMPTS`] times.
+    /// DynamoDB answers in no particular order, so the items are put back in the order of `keys`.
+    async fn batch_get(&self, keys: &[ItemKey]) -> Result<Vec<Item>, StoreError> {
+        item_store::validate_keys(keys)?;
+        let mut found: HashMap<ItemKey, Item> = HashMap::with_capacity(keys.len());
+        let mut pending: Vec<HashMap<String, AttributeValue>> = keys.iter().map(key_attributes).collect();
+        let mut retry = 0;
+        while !pending.is_empty() {
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut pending)))
+                .consistent_read(true)
+                .build()
+                .context("failed to build a batch read")?;
+            let output = self
+                .client
+                .batch_get_item()
+                .request_items(self.table.as_ref(), request)
+                .send()
+                .await
+                .map_err(|error| backend_error(error, "failed to get items"))?;
+            for attributes in output.responses().and_then(|tables| tables.get(self.table.as_ref())).into_iter().flatten() {
+                if let Some(item) = to_item(attributes, self.now_secs())? {
+                    found.insert(item.key.clone(), item);
+                }
+            }
+            if let Some(unprocessed) = output.unprocessed_keys().and_then(|tables| tables.get(self.table.as_ref())) {
+                pending = unprocessed.keys().to_vec();
+            }
+            if !pending.is_empty() {
+                retry += 1;
+                if retry >= CONTENTION_ATTEMPTS {
+                    return Err(StoreError::Internal(anyhow!("DynamoDB left {} keys of a batch read unprocessed", pending.len())));
+                }
+                pause(contention_backoff(retry - 1, random_bits())).await;
+            }
+        }
+        Ok(keys.iter().filter_map(|key| found.remove(key)).collect())
+    }
+
     async fn put_item(&self, item: Item, condition: Condition) -> Result<(), StoreError> {
         item_store::validate_key(&item.key)?;
         retry_on_contention(|| self.put_once(&item, condition)).await
@@ -545,6 +585,10 @@ impl DynamoItemStore {
 impl ItemStore for DynamoItemStore {
     fn get(&self, key: &ItemKey) -> impl Future<Output = Result<Option<Item>, StoreError>> + Send {
         self.get_item(key)
+    }
+
+    fn get_many(&self, keys: &[ItemKey]) -> impl Future<Output = Result<Vec<Item>, StoreError>> + Send {
+        self.batch_get(keys)
     }
 
     fn put(&self, item: Item, condition: Condition) -> impl Future<Output = Result<(), StoreError>> + Send {
