@@ -12,7 +12,8 @@
 //! - 401 `unauthorized` without a valid bearer token, 403 `forbidden` for a customer;
 //! - 428 `precondition_required` without `If-Match`; 412 `precondition_failed` when it names another version;
 //! - 400, 413, 415 for a malformed request; 422 `validation_failed` naming the field (`PUT`);
-//! - 404 `not_found`; 409 `conflict` when another product has the new SKU (`PUT`).
+//! - 404 `not_found`; 409 `conflict` when another product has the new SKU (`PUT`), or `contention` when concurrent
+//!   catalog writes kept winning the search index's head (retry shortly).
 //!
 //! The catalog repository keeps the SKU claims and the search index in step with every write.
 
@@ -113,7 +114,7 @@ async fn get_product<S: ItemStore + Clone>(
         (status = 401, response = doc::Unauthorized),
         (status = 403, response = doc::Forbidden),
         (status = 404, description = "`not_found`: no product has the id", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`conflict`: another product has the new SKU", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: another product has the new SKU; or `contention`: concurrent catalog writes kept winning the search index, retry shortly", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "`precondition_failed`: `If-Match` names another version", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`, naming the field in `param`", body = Problem, content_type = "application/problem+json"),
         (status = 428, description = "`precondition_required`: no `If-Match`", body = Problem, content_type = "application/problem+json")
@@ -154,6 +155,7 @@ async fn replace_product<S: ItemStore + Clone>(
         (status = 401, response = doc::Unauthorized),
         (status = 403, response = doc::Forbidden),
         (status = 404, description = "`not_found`: no product has the id", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`contention`: concurrent catalog writes kept winning the search index, retry shortly", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "`precondition_failed`: `If-Match` names another version", body = Problem, content_type = "application/problem+json"),
         (status = 428, description = "`precondition_required`: no `If-Match`", body = Problem, content_type = "application/problem+json")
     ),

@@ -16,7 +16,8 @@
 //! - 401 `unauthorized` without a valid bearer token, 403 `forbidden` for a customer;
 //! - 400 `invalid_body`, 413 `payload_too_large`, 415 `unsupported_media_type` for a malformed request;
 //! - 422 `validation_failed` naming the field;
-//! - 409 `conflict` when another product has the SKU.
+//! - 409 `conflict` when another product has the SKU, or `contention` when concurrent catalog writes kept winning
+//!   the search index's head (retry shortly).
 //!
 //! The catalog repository writes the product, its SKU claim and its search index entries in one transaction.
 
@@ -147,7 +148,7 @@ async fn list_products<S: ItemStore + Clone>(
         (status = 415, response = doc::UnsupportedMediaType),
         (status = 401, response = doc::Unauthorized),
         (status = 403, response = doc::Forbidden),
-        (status = 409, description = "`conflict`: another product has the SKU", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: another product has the SKU; or `contention`: concurrent catalog writes kept winning the search index, retry shortly", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`, naming the field in `param`", body = Problem, content_type = "application/problem+json")
     ),
     security(("bearer" = []))

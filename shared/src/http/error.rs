@@ -357,7 +357,8 @@ impl From<CatalogError> for ApiError {
             CatalogError::InvalidCursor => ApiError::InvalidCursor,
             CatalogError::VersionMismatch { .. } => ApiError::PreconditionFailed,
             CatalogError::SkuTaken => ApiError::Conflict("another product has this SKU".to_owned()),
-            CatalogError::Internal(error) => ApiError::Internal(error),
+            // A write that kept losing the search index head to concurrent writes may simply be retried.
+            CatalogError::Internal(error) => internal(error),
         }
     }
 }
@@ -440,5 +441,18 @@ impl From<OrderError> for ApiError {
             OrderError::PaymentUnavailable { retry_after_secs } => ApiError::PaymentUnavailable { retry_after_secs },
             OrderError::Internal(error) => internal(error),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_catalog_write_that_lost_to_contention_is_a_409_not_a_500() {
+        let lost = ApiError::from(CatalogError::from(StoreError::Contention));
+        assert!(matches!(lost, ApiError::Contention), "{lost:?}");
+        let broken = ApiError::from(CatalogError::from(StoreError::Internal(anyhow::anyhow!("the disk is full"))));
+        assert!(matches!(broken, ApiError::Internal(_)), "{broken:?}");
     }
 }
