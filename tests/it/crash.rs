@@ -118,7 +118,7 @@ async fn a_local_host_killed_mid_burst_keeps_one_order_and_one_charge_per_key_an
 }
 
 /// Invariant 3 across a crash: the orders consumer of a real `local-host` binary exits the process in the middle
-/// of its work (the debug-only fault `--fault-crash-after-jobs 2`: after handling two events, before settling
+/// of its work (the debug-only fault `--fault-crash-after-jobs 3`: after handling the third event, before settling
 /// them), the host is started again on the same data file, and the unsettled events are delivered again after
 /// the 2-second visibility timeout. Every confirmation is still in the mail folder once, and the day's counters
 /// count every order once.
@@ -136,18 +136,29 @@ async fn the_orders_consumer_crashing_mid_batch_leaves_every_effect_exactly_once
     let port = free_port();
     let api = Api::at(&format!("http://127.0.0.1:{port}"));
     let args = ["--no-seed", "--insecure-fast-passwords", "--admin-email", ADMIN_EMAIL, "--log", "info", "--queue-visibility-secs", "2", "--mail-dir", &mail_dir];
-    let mut host = HostProcess::start(&bin, &data, port, "crashing", &[&args[..], &["--fault-crash-after-jobs", "2"][..]].concat());
+    let mut host = HostProcess::start(&bin, &data, port, "crashing", &[&args[..], &["--fault-crash-after-jobs", "3"][..]].concat());
     wait_until_up(&api).await;
     assert_eq!(api.register(ADMIN_EMAIL, ADMIN_PASSWORD).await.status, 201);
     let admin = api.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let product = api.create_product(&admin, "crashjobs", 700, 100).await;
     let product_id = product["id"].as_str().unwrap_or_default().to_owned();
-    let mut orders = Vec::new();
+    // Every shopper and cart first, then the three checkouts at once, and the consumer crashes after handling
+    // the third order event, which exists only once the last checkout committed. With a crash after two events,
+    // the third shopper's requests raced the consumer, which had sometimes crashed the host already (4 runs of 9
+    // on a quiet 2-core machine).
+    let mut shoppers = Vec::new();
     for shopper in 0..3 {
         let user = api.new_user(&format!("crashjobs{shopper}")).await;
         let line = api.call(Method::PUT, &format!("/cart/items/{product_id}"), Some(&user.access), Some(&json!({ "quantity": 1 }))).await;
         assert_eq!(line.status, 200, "{}", line.text);
-        let order = api.checkout(&user, &format!("crashjobs-{shopper}"), "tok_success").await;
+        shoppers.push(user);
+    }
+    let checkouts = shoppers.iter().enumerate().map(|(shopper, user)| {
+        let api = api.clone();
+        async move { api.checkout(user, &format!("crashjobs-{shopper}"), "tok_success").await }
+    });
+    let mut orders = Vec::new();
+    for order in futures::future::join_all(checkouts).await {
         assert_eq!(order.status, 201, "{}", order.text);
         orders.push(order.json["id"].as_str().unwrap_or_default().to_owned());
     }
