@@ -55,3 +55,17 @@ impl Default for QueueSettings {
 fn millis(duration: std::time::Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
+
+/// An HTTP client for AWS emulators on 127.0.0.1 (DynamoDB Local, moto, ElasticMQ) in tests and test tools: plain
+/// HTTP, and no trusted root at all, so it can never complete a TLS handshake with a real AWS endpoint by mistake.
+/// The SDK clients are built without a default HTTP client (the workspace leaves out `default-https-client`), so
+/// every client is given one: this, or the Lambda host's.
+///
+/// # Errors
+/// When the TLS configuration cannot be built.
+#[cfg(feature = "aws")]
+pub fn emulator_http_client() -> Result<aws_sdk_dynamodb::config::SharedHttpClient, aws_smithy_http_client::HttpClientError> {
+    use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore, rustls_provider::CryptoMode};
+    let tls = TlsContext::builder().with_trust_store(TrustStore::empty()).build()?;
+    Ok(aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).tls_context(tls).build_https())
+}

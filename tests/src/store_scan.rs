@@ -114,6 +114,7 @@ async fn dynamodb_items(endpoint: &str, table: &str) -> anyhow::Result<Vec<Scann
         .region(Region::new(region))
         .credentials_provider(credentials)
         .endpoint_url(endpoint)
+        .http_client(shared::adapters::emulator_http_client()?)
         .build();
     let client = aws_sdk_dynamodb::Client::from_conf(config);
     let text = |value: Option<&AttributeValue>| value.and_then(|value| value.as_s().ok()).cloned().unwrap_or_default();

@@ -437,6 +437,7 @@ mod tests {
             .region(aws_sdk_sqs::config::Region::new("us-east-1"))
             .credentials_provider(credentials)
             .endpoint_url(endpoint)
+            .http_client(crate::adapters::emulator_http_client().unwrap_or_else(|error| panic!("{error}")))
             .build();
         Client::from_conf(config)
     }

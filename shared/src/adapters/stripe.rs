@@ -34,7 +34,7 @@
 //! the same key); any other 4xx or 5xx is [`PaymentError::Internal`], naming the status and Stripe's error type
 //! and code, never Stripe's message (which can quote part of a key). The payment gateway retries both.
 //!
-//! The HTTP client is hyper on rustls with the aws-lc-rs provider and Mozilla's roots (`webpki-root-certs`)
+//! The HTTP client is hyper on rustls with the ring provider and Mozilla's roots (`webpki-root-certs`)
 //! compiled in: no file is read at start, and these are exactly the crates and the crypto library the AWS SDK's
 //! client already brings, so the feature adds no crate to `Cargo.lock` and no second crypto stack. reqwest
 //! with its `rustls-tls-*-no-provider` features would need a process-wide default provider: without one its
@@ -190,7 +190,7 @@ impl StripePayments {
         }
         let mut roots = rustls::RootCertStore::empty();
         roots.add_parsable_certificates(webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().cloned());
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
             .map_err(StripeSettingsError::Tls)?
             .with_root_certificates(roots)

@@ -36,6 +36,7 @@ async fn main() -> anyhow::Result<()> {
         .region(Region::new(variable("AWS_REGION")?))
         .credentials_provider(credentials)
         .endpoint_url(endpoint)
+        .http_client(shared::adapters::emulator_http_client()?)
         .build();
     let sqs = aws_sdk_sqs::Client::from_conf(config);
     let http = reqwest::Client::builder().timeout(Duration::from_secs(180)).build()?;
