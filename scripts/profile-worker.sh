@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Where the Worker's time goes (a diagnostic, not a test and not a benchmark): builds the release Worker with its
+# function names kept (cargo's profile release-wasm without `strip`, wasm-opt -Oz -g) into target/profile-wasm and
+# target/worker-host/profile, runs it under `wrangler dev` on 127.0.0.1 with the demo catalog, and takes a CPU
+# profile through the inspector while scripts/bench/profile-worker.mjs sends `GET /products/{id}` for 50 catalog
+# ids in turn ($PROFILE_PATHS=404 sends `GET /bench/not-a-route` instead). Prints the tables of
+# profile-worker.mjs and keeps the profile in target/worker-host/profile/last.cpuprofile, which Chrome's DevTools
+# (Performance panel) opens. $PROFILE_REQUESTS (default 1000) requests are profiled after 50 unprofiled ones.
+# The profiler slows the Worker about twofold and an attached inspector makes `console.log` dearer: compare
+# shares between runs, and take latencies from scripts/bench-workers.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+requests="${PROFILE_REQUESTS:-1000}"
+[[ "$requests" =~ ^[1-9][0-9]*$ ]] || die "PROFILE_REQUESTS must be a whole number"
+bash scripts/workers-tools.sh
+# shellcheck source=/dev/null
+source "$STOREFRONT_TOOLS/workers-env.sh"
+out="$PWD/target/worker-host/profile"
+wasm_target="$PWD/target/profile-wasm"
+
+say "building the release Worker with its function names"
+# shellcheck disable=SC2086
+CARGO_TARGET_DIR="$wasm_target" CARGO_PROFILE_RELEASE_WASM_STRIP=false \
+  cargo build -p worker-host --profile release-wasm --target wasm32-unknown-unknown $STOREFRONT_BUILD_STD_ARGS
+rm -rf "$out" && mkdir -p "$out"
+"$WASM_BINDGEN_BIN" "$wasm_target/wasm32-unknown-unknown/release-wasm/worker_host.wasm" --out-dir "$out" --out-name index \
+  --target module --no-typescript --experimental-reset-state-function --force-enable-abort-handler
+sed -i 's/^import source /import /' "$out/index.js"
+"$WASM_OPT_BIN" -Oz -g --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
+  --enable-reference-types --enable-multivalue --enable-exception-handling "$out/index_bg.wasm" -o "$out/index_bg.opt.wasm"
+mv "$out/index_bg.opt.wasm" "$out/index_bg.wasm"
+cp functions/worker-host/js/entry.mjs "$out/"
+
+run=$(mktemp -d -t storefront-profile-worker.XXXXXX)
+group=""
+cleanup() {
+  if [[ -n "$group" ]]; then
+    kill -TERM -- "-$group" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$group" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$group" 2>/dev/null || true
+  fi
+  rm -rf "$run"
+}
+trap cleanup EXIT
+wrangler_config_without_build "$run/wrangler.toml"
+sed -i "s#^main = .*#main = \"$out/entry.mjs\"#" "$run/wrangler.toml"
+printf 'STOREFRONT_SECRET=%s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$run/dev.vars"
+chmod 600 "$run/dev.vars"
+export XDG_CONFIG_HOME="$run/xdg" WRANGLER_SEND_METRICS=false WRANGLER_LOG_PATH="$run/logs" CLOUDFLARE_CF_FETCH_ENABLED=false NO_COLOR=1
+port=$(free_port)
+inspector=$(free_port)
+[[ "$inspector" != "$port" ]] || inspector=$(free_port)
+say "starting wrangler dev on 127.0.0.1:$port (inspector on 127.0.0.1:$inspector)"
+(cd "$run" && exec setsid "$WRANGLER_BIN" dev --config "$run/wrangler.toml" --ip 127.0.0.1 --port "$port" \
+  --inspector-ip 127.0.0.1 --inspector-port "$inspector" --persist-to "$run/state" --test-scheduled \
+  --show-interactive-dev-session=false --log-level warn --env-file "$run/dev.vars" --var DEMO_SEED:true) >"$run/wrangler.log" 2>&1 &
+group=$!
+wait_for_url "http://127.0.0.1:$port/health" 120 || { tail -30 "$run/wrangler.log" >&2; die "the Worker did not start"; }
+housekeeping_cron=$(sed -n 's/^pub(crate) const HOUSEKEEPING_CRON: &str = "\(.*\)";$/\1/p' functions/worker-host/src/config.rs)
+[[ -n "$housekeeping_cron" ]] || die "cannot read HOUSEKEEPING_CRON from functions/worker-host/src/config.rs"
+curl -sS --fail --max-time 300 -o /dev/null "http://127.0.0.1:$port/__scheduled?cron=${housekeeping_cron// /+}" || die "seeding failed"
+if [[ "${PROFILE_PATHS:-}" == "404" ]]; then
+  echo /bench/not-a-route >"$run/paths"
+else
+  curl -sS --fail "http://127.0.0.1:$port/products?limit=50" \
+    | python3 -c 'import json, sys; print("\n".join("/products/" + item["id"] for item in json.load(sys.stdin)["items"]))' >"$run/paths" \
+    || die "cannot list the demo catalog"
+fi
+say "profiling $requests requests"
+node scripts/bench/profile-worker.mjs "$inspector" "$port" "$run/paths" "$requests" "$out/last.cpuprofile"
