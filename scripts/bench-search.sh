@@ -180,8 +180,7 @@ bench_workers() {
   printf 'STOREFRONT_SECRET=%s\n' "$secret" >"$run/worker/dev.vars"
   chmod 600 "$run/worker/dev.vars"
   local cron port group started
-  cron=$(sed -n 's/^pub(crate) const HOUSEKEEPING_CRON: &str = "\(.*\)";$/\1/p' functions/worker-host/src/config.rs)
-  [[ -n "$cron" ]] || die "cannot read HOUSEKEEPING_CRON from functions/worker-host/src/config.rs"
+  cron=$(housekeeping_cron)
   port=$(free_port)
   (cd "$run/worker" && exec setsid "$WRANGLER_BIN" dev --config "$run/worker/wrangler.toml" --ip 127.0.0.1 --port "$port" \
     --inspector-ip 127.0.0.1 --inspector-port "$(free_port)" --persist-to "$run/worker/state" --test-scheduled \

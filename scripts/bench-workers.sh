@@ -106,8 +106,7 @@ mkdir -p "$run/hono"
 cp scripts/bench/hono/index.js scripts/bench/hono/wrangler.toml "$run/hono/"
 ln -s "$hono_tools/node_modules" "$run/hono/node_modules"
 
-housekeeping_cron=$(sed -n 's/^pub(crate) const HOUSEKEEPING_CRON: &str = "\(.*\)";$/\1/p' functions/worker-host/src/config.rs)
-[[ -n "$housekeeping_cron" ]] || die "cannot read HOUSEKEEPING_CRON from functions/worker-host/src/config.rs"
+housekeeping_cron=$(housekeeping_cron)
 printf 'STOREFRONT_SECRET=%s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$run/dev.vars"
 chmod 600 "$run/dev.vars"
 state="$run/state"

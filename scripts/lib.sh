@@ -35,6 +35,15 @@ wrangler_config_without_build() {
   ' wrangler.toml >"$1"
 }
 
+# housekeeping_cron: the Worker's housekeeping cron schedule (HOUSEKEEPING_CRON in functions/worker-host/src/config.rs),
+# whose tick seeds the demo catalog when DEMO_SEED is set; the benchmarks trigger it through `/__scheduled`.
+housekeeping_cron() {
+  local cron
+  cron=$(sed -n 's/^pub(crate) const HOUSEKEEPING_CRON: &str = "\(.*\)";$/\1/p' functions/worker-host/src/config.rs)
+  [[ -n "$cron" ]] || die "cannot read HOUSEKEEPING_CRON from functions/worker-host/src/config.rs"
+  printf '%s\n' "$cron"
+}
+
 # Milliseconds since the epoch.
 now_ms() { date +%s%3N; }
 

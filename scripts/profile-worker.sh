@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Where the Worker's time goes (a diagnostic, not a test and not a benchmark): builds the release Worker with its
-# function names kept (cargo's profile release-wasm without `strip`, wasm-opt -Oz -g) into target/profile-wasm and
-# target/worker-host/profile, runs it under `wrangler dev` on 127.0.0.1 with the demo catalog, and takes a CPU
+# function names kept (functions/worker-host/build.sh with STOREFRONT_WORKER_NAMES=1, into target/worker-host/profile), runs it under `wrangler dev` on 127.0.0.1 with the demo catalog, and takes a CPU
 # profile through the inspector while scripts/bench/profile-worker.mjs sends `GET /products/{id}` for 50 catalog
 # ids in turn ($PROFILE_PATHS=404 sends `GET /bench/not-a-route` instead). Prints the tables of
 # profile-worker.mjs and keeps the profile in target/worker-host/profile/last.cpuprofile, which Chrome's DevTools
@@ -18,20 +17,9 @@ bash scripts/workers-tools.sh
 # shellcheck source=/dev/null
 source "$STOREFRONT_TOOLS/workers-env.sh"
 out="$PWD/target/worker-host/profile"
-wasm_target="$PWD/target/profile-wasm"
 
 say "building the release Worker with its function names"
-# shellcheck disable=SC2086
-CARGO_TARGET_DIR="$wasm_target" CARGO_PROFILE_RELEASE_WASM_STRIP=false \
-  cargo build -p worker-host --profile release-wasm --target wasm32-unknown-unknown $STOREFRONT_BUILD_STD_ARGS
-rm -rf "$out" && mkdir -p "$out"
-"$WASM_BINDGEN_BIN" "$wasm_target/wasm32-unknown-unknown/release-wasm/worker_host.wasm" --out-dir "$out" --out-name index \
-  --target module --no-typescript --experimental-reset-state-function --force-enable-abort-handler
-sed -i 's/^import source /import /' "$out/index.js"
-"$WASM_OPT_BIN" -Oz -g --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
-  --enable-reference-types --enable-multivalue --enable-exception-handling "$out/index_bg.wasm" -o "$out/index_bg.opt.wasm"
-mv "$out/index_bg.opt.wasm" "$out/index_bg.wasm"
-cp functions/worker-host/js/entry.mjs "$out/"
+STOREFRONT_WORKER_NAMES=1 bash functions/worker-host/build.sh
 
 run=$(mktemp -d -t storefront-profile-worker.XXXXXX)
 group=""
@@ -58,8 +46,7 @@ say "starting wrangler dev on 127.0.0.1:$port (inspector on 127.0.0.1:$inspector
   --show-interactive-dev-session=false --log-level warn --env-file "$run/dev.vars" --var DEMO_SEED:true) >"$run/wrangler.log" 2>&1 &
 group=$!
 wait_for_url "http://127.0.0.1:$port/health" 120 || { tail -30 "$run/wrangler.log" >&2; die "the Worker did not start"; }
-housekeeping_cron=$(sed -n 's/^pub(crate) const HOUSEKEEPING_CRON: &str = "\(.*\)";$/\1/p' functions/worker-host/src/config.rs)
-[[ -n "$housekeeping_cron" ]] || die "cannot read HOUSEKEEPING_CRON from functions/worker-host/src/config.rs"
+housekeeping_cron=$(housekeeping_cron)
 curl -sS --fail --max-time 300 -o /dev/null "http://127.0.0.1:$port/__scheduled?cron=${housekeeping_cron// /+}" || die "seeding failed"
 if [[ "${PROFILE_PATHS:-}" == "404" ]]; then
   echo /bench/not-a-route >"$run/paths"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the Worker: cargo (profile release-wasm, wasm32) -> wasm-bindgen --target module -> wasm-opt -Oz, plus the JS entry,
 # into <repo>/target/worker-host/<flavour>/ ("release", or "testkit" with --features testkit), which `main` in
-# wrangler.toml points at. wrangler runs it through [build]; when cargo's wasm and the entry are unchanged it
+# wrangler.toml points at. With STOREFRONT_WORKER_NAMES=1 the flavour is "profile": the same build with the
+# function names kept (cargo without `strip`, in target/profile-wasm so the release wasm is not rebuilt, and
+# wasm-opt -g), for scripts/profile-worker.sh. wrangler runs it through [build]; when cargo's wasm and the entry are unchanged it
 # reuses the previous output, so `wrangler dev` starts fast.
 # Usage: functions/worker-host/build.sh [--features testkit]
 # Needs the tools of scripts/workers-tools.sh (it sources their environment file).
@@ -14,6 +16,13 @@ source "$TOOLS/workers-env.sh" || { echo "build.sh: run scripts/workers-tools.sh
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 FLAVOUR="release"
 [[ "$*" == *testkit* ]] && FLAVOUR="testkit"
+NAMES=()
+if [[ "${STOREFRONT_WORKER_NAMES:-0}" == "1" ]]; then
+  FLAVOUR="profile"
+  TARGET_DIR="$ROOT/target/profile-wasm"
+  export CARGO_TARGET_DIR="$TARGET_DIR" CARGO_PROFILE_RELEASE_WASM_STRIP=false
+  NAMES=(-g)
+fi
 OUT="$ROOT/target/worker-host/$FLAVOUR"
 WASM="$TARGET_DIR/wasm32-unknown-unknown/release-wasm/worker_host.wasm"
 ENTRY="$ROOT/functions/worker-host/js/entry.mjs"
@@ -32,7 +41,7 @@ rm -rf "$OUT.tmp" && mkdir -p "$OUT.tmp"
   --experimental-reset-state-function --force-enable-abort-handler
 # wrangler imports .wasm as a WebAssembly.Module; wasm-bindgen's module target writes a source-phase import.
 sed -i 's/^import source /import /' "$OUT.tmp/index.js"
-"$WASM_OPT_BIN" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+"$WASM_OPT_BIN" -Oz "${NAMES[@]}" --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --enable-reference-types --enable-multivalue --enable-exception-handling \
   "$OUT.tmp/index_bg.wasm" -o "$OUT.tmp/index_bg.opt.wasm"
 mv "$OUT.tmp/index_bg.opt.wasm" "$OUT.tmp/index_bg.wasm"
