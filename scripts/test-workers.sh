@@ -471,18 +471,21 @@ token = json.loads(body)["access_token"]
 with open(secrets_log, "a") as log:
     log.write(json.loads(body)["refresh_token"] + "\n" + token + "\n")
 word, renamed = f"cachecheck{time.time_ns():x}", f"cacherenamed{time.time_ns():x}"
-def listing(query):
-    status, headers, body = call("GET", f"/products?q={query}")
+def listing(query, request_id=None):
+    status, headers, body = call("GET", f"/products?q={query}", headers={"x-request-id": request_id} if request_id else None)
     if status != 200:
         sys.exit(f"GET /products?q={query} answered {status}")
+    if request_id and headers.get("x-request-id") != request_id:
+        sys.exit(f"GET /products?q={query} did not keep the request id {request_id}: {headers.get('x-request-id')}")
     return [item["id"] for item in json.loads(body)["items"]], headers.get("x-cache")
 checks = []
 def check(what, ok):
     print(f"  {'ok  ' if ok else 'FAIL'} listing cache: {what}")
     checks.append(ok)
 listing(word)
-ids, cached = listing(word)
-check("a repeated listing is served from KV", ids == [] and cached == "hit")
+# The structured-log check below finds this hit's request line by its request id.
+ids, cached = listing(word, f"cachehit-{time.time_ns():x}")
+check("a repeated listing is served from KV, with the request id it came with", ids == [] and cached == "hit")
 product = {"sku": f"CACHE-{time.time_ns():x}", "name": f"Cache {word}", "description": "cache check",
            "category": "scenarios", "price": {"amount": 100, "currency": "EUR"}, "stock": 1}
 status, headers, body = call("POST", "/products", product, token)
@@ -604,6 +607,9 @@ checks = [
     found("a request line of the products function with its request id", lambda l: l.get("function") == "products"
           and l.get("message") == "handled" and l.get("level") == "INFO" and l.get("request_id") and "status" in l),
     found("a request line of the product function", lambda l: l.get("function") == "product" and l.get("message") == "handled"),
+    found("a request line of a listing served from the KV cache", lambda l: str(l.get("request_id", "")).startswith("cachehit-")
+          and l.get("function") == "products" and l.get("route") == "/products" and l.get("message") == "handled"
+          and l.get("status") == 200 and l.get("requests") == 1 and l.get("code") == "ok"),
     found("the internal error's cause at level ERROR, in its request's span", lambda l: l.get("level") == "ERROR"
           and l.get("function") == "testkit" and "deliberate test failure" in str(l.get("error", ""))),
     found("a queue consumer line (dead-lettered job)", lambda l: l.get("message") == "job dead-lettered"),

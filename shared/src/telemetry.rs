@@ -11,8 +11,9 @@
 //! [`DIMENSIONS`] are its dimensions, its numeric fields named in [`METRICS`] its values. The local host and
 //! the Worker write it like any other structured log line; the Lambda host writes it as a CloudWatch Embedded
 //! Metric Format document ([`emf`]) on a line of its own, which CloudWatch Logs turns into metrics with no
-//! agent and no API call. One event per request ([`request`]), per checkout ([`checkout`]) and per job
-//! ([`job`]); nothing is aggregated in the process, so a Lambda instance or a Worker isolate that is
+//! agent and no API call. One event per request ([`request`], which is that request's log line too: one line
+//! per request, since on the Worker every line is a message out of the isolate), per checkout ([`checkout`])
+//! and per job ([`job`]); nothing is aggregated in the process, so a Lambda instance or a Worker isolate that is
 //! frozen or dropped loses nothing.
 //!
 //! No crate fits both halves on every host: `metrics_cloudwatch_embedded` (the EMF recorder for the `metrics`
@@ -48,18 +49,41 @@ pub const METRICS: &[(&str, &str)] = &[
     ("jobs", "Count"),
 ];
 
-/// One request served: counted by `function` and `code` (the problem document's code, or `ok`), with its
-/// latency, whether it failed (a status of 500 or more) and whether it was the instance's first (cold start).
-pub fn request(function: &str, code: &str, latency_ms: u64, failed: bool, cold_start: bool) {
+/// One request served, as the request-context middleware saw it (`crate::http::context`).
+#[derive(Debug, Clone, Copy)]
+pub struct Served<'a> {
+    /// The function that served it.
+    pub function: &'a str,
+    /// The request's method.
+    pub method: &'a str,
+    /// The route template that matched (never the raw path, which may carry personal data), or `unmatched`.
+    pub route: &'a str,
+    /// The response's status.
+    pub status: u16,
+    /// The problem document's code, `ok` for a success or a redirection, else `other`.
+    pub code: &'a str,
+    /// From the request's arrival to its response.
+    pub latency_ms: u64,
+    /// Whether it was the function instance's first request.
+    pub cold_start: bool,
+}
+
+/// The request's line, which is its metric event too (one line per request, not two): counted by `function` and
+/// `code`, with its latency, whether it failed (a status of 500 or more) and whether it was a cold start, and
+/// beside them the method, route and status a reader of the log wants.
+pub fn request(served: &Served<'_>) {
     tracing::info!(
         target: METRICS_TARGET,
-        function,
-        code,
+        function = served.function,
+        method = served.method,
+        route = served.route,
+        status = served.status,
+        code = served.code,
         requests = 1_u64,
-        errors = u64::from(failed),
-        cold_starts = u64::from(cold_start),
-        latency_ms,
-        "metrics"
+        errors = u64::from(served.status >= 500),
+        cold_starts = u64::from(served.cold_start),
+        latency_ms = served.latency_ms,
+        "handled"
     );
 }
 
@@ -74,8 +98,10 @@ pub fn job(queue: &str, outcome: &str) {
     tracing::info!(target: METRICS_TARGET, queue, outcome, jobs = 1_u64, "metrics");
 }
 
-/// The CloudWatch Embedded Metric Format document of a metric event's fields, at `timestamp_ms`: one
-/// directive in [`NAMESPACE`] with the event's dimensions as its one dimension set and its values as metrics.
+/// The CloudWatch Embedded Metric Format document of a metric event's `fields` (with those of the spans it
+/// happened in, so a request's line keeps its request and trace ids), at `timestamp_ms`: every field as a member,
+/// and one directive in [`NAMESPACE`] with the event's dimensions as its one dimension set and its values as
+/// metrics. Members that are neither stay in the document as log fields, which CloudWatch Logs Insights can query.
 /// `None` when the fields hold no metric value.
 pub fn emf(fields: &Map<String, Value>, timestamp_ms: i64) -> Option<Value> {
     let dimensions: Vec<&str> = DIMENSIONS.iter().copied().filter(|name| fields.get(*name).is_some_and(Value::is_string)).collect();
@@ -83,7 +109,7 @@ pub fn emf(fields: &Map<String, Value>, timestamp_ms: i64) -> Option<Value> {
     if metrics.is_empty() {
         return None;
     }
-    let mut document = Map::new();
+    let mut document = fields.clone();
     document.insert(
         "_aws".to_owned(),
         json!({
@@ -95,11 +121,6 @@ pub fn emf(fields: &Map<String, Value>, timestamp_ms: i64) -> Option<Value> {
             }],
         }),
     );
-    for name in dimensions.iter().copied().chain(metrics.iter().map(|(name, _)| *name)) {
-        if let Some(value) = fields.get(name) {
-            document.insert(name.to_owned(), value.clone());
-        }
-    }
     Some(Value::Object(document))
 }
 
@@ -324,10 +345,12 @@ mod tests {
                         "Metrics": [{ "Name": "requests", "Unit": "Count" }, { "Name": "latency_ms", "Unit": "Milliseconds" }],
                     }],
                 },
+                "message": "metrics",
                 "function": "product",
                 "code": "ok",
                 "requests": 1,
                 "latency_ms": 4,
+                "trace": "x",
             })
         );
         let Value::Object(no_values) = json!({ "function": "product" }) else { unreachable!() };

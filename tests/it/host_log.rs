@@ -125,18 +125,34 @@ async fn one_orders_trace_id_is_on_its_checkouts_line_and_its_jobs_line_and_the_
     let order = api.send(Method::POST, "/checkout", &headers, Some(("application/json", body))).await;
     assert_eq!(order.status, 201, "{}", order.text);
 
+    // A path no function serves gets its problem document and its one line too, as function `unrouted`.
+    let stray_trace: String = digest[16..].iter().map(|byte| format!("{byte:02x}")).collect();
+    let stray_traceparent = format!("00-{stray_trace}-00f067aa0ba902b7-01");
+    let stray = api.send(Method::GET, &format!("/{}", unique("no-such-path-")), &[("traceparent", stray_traceparent.as_str())], None).await;
+    assert_eq!(stray.status, 404, "{}", stray.text);
+    assert_eq!(stray.problem_code(), Some("not_found"), "{}", stray.text);
+
     let checkout_line = wait_for_line("the checkout's request line with its trace id", |line| line.contains(&trace_id) && line.contains("checkout") && line.contains("handled")).await;
     let job_line = wait_for_line("the order-events job's line with the checkout's trace id", |line| line.contains(&trace_id) && line.contains("order event handled")).await;
     println!("trace {trace_id}: checkout line `{}`; job line `{}`", checkout_line.trim(), job_line.trim());
+    let stray_line = wait_for_line("the unrouted request's line with its trace id", |line| {
+        json_of(line).is_some_and(|object| {
+            let fields = object.get("fields").and_then(Value::as_object).unwrap_or(&object);
+            line.contains(&stray_trace) && fields.get("function") == Some(&json!("unrouted")) && fields.get("status") == Some(&json!(404))
+        })
+    })
+    .await;
+    println!("trace {stray_trace}: unrouted request line `{}`", stray_line.trim());
 
     // The metric events of this checkout and its job are written by then (each host writes a request's metric
     // with its log line, and a job's when it settles the delivery, just after its last line).
     let started = Instant::now();
-    let wanted: [(&str, Vec<(&str, Value)>); 4] = [
+    let wanted: [(&str, Vec<(&str, Value)>); 5] = [
         ("a paid checkout request", vec![("function", json!("checkout")), ("code", json!("ok")), ("requests", json!(1))]),
         ("a checkout counted as paid", vec![("function", json!("checkout")), ("outcome", json!("paid")), ("checkouts", json!(1))]),
         ("an orders job done", vec![("queue", json!("orders")), ("outcome", json!("done")), ("jobs", json!(1))]),
         ("a cold start", vec![("cold_starts", json!(1))]),
+        ("an unrouted request", vec![("function", json!("unrouted")), ("code", json!("not_found")), ("requests", json!(1))]),
     ];
     loop {
         let metrics = metrics_in(&host_log(), &format);

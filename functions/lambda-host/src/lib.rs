@@ -448,27 +448,75 @@ fn init_logs() {
     let lines = tracing_subscriber::fmt::layer().with_target(false).without_time().with_ansi(false);
     let lines = if json { lines.json().boxed() } else { lines.boxed() };
     let not_metrics = tracing_subscriber::filter::filter_fn(|metadata| metadata.target() != shared::telemetry::METRICS_TARGET);
-    let installed = tracing_subscriber::registry().with(lines.with_filter(not_metrics).with_filter(level)).with(EmfLines).try_init();
+    let installed = tracing_subscriber::registry().with(lines.with_filter(not_metrics).with_filter(level)).with(emf_lines(std::io::stdout)).try_init();
     if let Err(error) = installed {
         eprintln!("logs not set up: {error}");
     }
 }
 
-/// Writes each metric event as one CloudWatch Embedded Metric Format document on a stdout line of its own
-/// (`shared::telemetry::emf`), stamped with the time it was written. Every other event is left to the log lines.
-struct EmfLines;
+/// The layer that writes metric events as EMF lines to `writer` ([`EmfLines`]). It sees the metric events and
+/// the spans they may happen in (a request's ids), nothing else: unfiltered, it would enable every callsite of
+/// every level for the whole process (the SDK's and hyper's TRACE events included).
+fn emf_lines<S, W>(writer: W) -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'lookup> tracing_subscriber::registry::LookupSpan<'lookup>,
+    W: for<'writer> tracing_subscriber::fmt::MakeWriter<'writer> + 'static,
+{
+    use tracing_subscriber::Layer as _;
+    let input = tracing_subscriber::filter::filter_fn(|metadata| {
+        metadata.target() == shared::telemetry::METRICS_TARGET || (metadata.is_span() && *metadata.level() <= tracing::Level::INFO)
+    });
+    EmfLines { writer }.with_filter(input)
+}
 
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for EmfLines {
-    fn on_event(&self, event: &tracing::Event<'_>, _context: tracing_subscriber::layer::Context<'_, S>) {
+/// Writes each metric event as one CloudWatch Embedded Metric Format document on a line of its own
+/// (`shared::telemetry::emf`), with the fields of the spans it happened in (outermost first, then the event's
+/// own), stamped with the time it was written. Every other event is left to the log lines.
+struct EmfLines<W> {
+    writer: W,
+}
+
+/// A span's fields as JSON, kept in the span's extensions for the EMF lines of the events inside it.
+struct SpanFields(serde_json::Map<String, serde_json::Value>);
+
+impl<S, W> tracing_subscriber::Layer<S> for EmfLines<W>
+where
+    S: tracing::Subscriber + for<'lookup> tracing_subscriber::registry::LookupSpan<'lookup>,
+    W: for<'writer> tracing_subscriber::fmt::MakeWriter<'writer> + 'static,
+{
+    fn on_new_span(&self, attrs: &tracing::span::Attributes<'_>, id: &tracing::span::Id, context: tracing_subscriber::layer::Context<'_, S>) {
+        let mut fields = serde_json::Map::new();
+        attrs.record(&mut shared::telemetry::JsonFields(&mut fields));
+        if let Some(span) = context.span(id) {
+            span.extensions_mut().insert(SpanFields(fields));
+        }
+    }
+
+    fn on_record(&self, id: &tracing::span::Id, values: &tracing::span::Record<'_>, context: tracing_subscriber::layer::Context<'_, S>) {
+        if let Some(span) = context.span(id)
+            && let Some(SpanFields(fields)) = span.extensions_mut().get_mut::<SpanFields>()
+        {
+            values.record(&mut shared::telemetry::JsonFields(fields));
+        }
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, context: tracing_subscriber::layer::Context<'_, S>) {
         if event.metadata().target() != shared::telemetry::METRICS_TARGET {
             return;
         }
         let mut fields = serde_json::Map::new();
+        if let Some(scope) = context.event_scope(event) {
+            for span in scope.from_root() {
+                if let Some(SpanFields(span_fields)) = span.extensions().get::<SpanFields>() {
+                    fields.extend(span_fields.iter().map(|(key, value)| (key.clone(), value.clone())));
+                }
+            }
+        }
         event.record(&mut shared::telemetry::JsonFields(&mut fields));
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX));
         if let Some(document) = shared::telemetry::emf(&fields, now) {
             use std::io::Write as _;
-            let _ = writeln!(std::io::stdout().lock(), "{document}");
+            let _ = writeln!(self.writer.make_writer(), "{document}");
         }
     }
 }
@@ -481,7 +529,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 /// the outbox's publisher) once, with tokio's timer for the payment retries, seeds the demo catalog when asked,
 /// and serves `router(state)`
 /// through `lambda_http` (API Gateway HTTP API v2 and REST v1 payloads). Paths the router does not serve get
-/// the same problem document as on every host.
+/// the same problem document and request line as on every host.
 ///
 /// # Errors
 /// When the configuration is incomplete, seeding fails, or the runtime stops with an error.
@@ -539,7 +587,8 @@ where
             let created = state.catalog.seed_demo_if_empty(count, &UuidIds, &SystemClock).await.context("failed to seed")?;
             tracing::info!(created, "demo catalog seeded");
         }
-        lambda_http::run(router(state, &cfg.mcp_allowed_origins).fallback(shared::http::error::not_found)).await
+        let (clock, ids) = (state.clock.clone(), state.ids.clone());
+        lambda_http::run(shared::http::context::with_unrouted(router(state, &cfg.mcp_allowed_origins), clock, ids)).await
     })
 }
 
@@ -1068,6 +1117,59 @@ mod tests {
             pem.push_str("-----END CERTIFICATE-----\n");
         }
         pem
+    }
+
+    #[test]
+    fn a_request_line_is_one_emf_document_with_its_spans_ids_and_nothing_else_is() {
+        use std::sync::Mutex;
+        use tracing_subscriber::layer::SubscriberExt as _;
+        static WRITTEN: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+        struct Written;
+        impl std::io::Write for Written {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                WRITTEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let subscriber = tracing_subscriber::registry().with(emf_lines(|| Written));
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("request", request_id = "r-1", function = "product", trace_id = "0af7651916cd43dd8448eb211c80319c");
+            span.in_scope(|| {
+                tracing::info!("an ordinary line, not a metric");
+                shared::telemetry::request(&shared::telemetry::Served {
+                    function: "product",
+                    method: "GET",
+                    route: "/products/{id}",
+                    status: 404,
+                    code: "not_found",
+                    latency_ms: 3,
+                    cold_start: true,
+                });
+            });
+            tracing::trace!(target: "metrics_elsewhere", "a TRACE event no layer wants");
+        });
+        let written = String::from_utf8(WRITTEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()).unwrap_or_default();
+        let lines: Vec<&str> = written.lines().collect();
+        assert_eq!(lines.len(), 1, "one EMF line for the one metric event: {written}");
+        let document: serde_json::Value = serde_json::from_str(lines[0]).unwrap_or_else(|error| panic!("{error}: {written}"));
+        assert_eq!(document["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Storefront", "{written}");
+        assert_eq!(document["_aws"]["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([["function", "code"]]), "{written}");
+        for (member, value) in [
+            ("request_id", serde_json::json!("r-1")),
+            ("trace_id", serde_json::json!("0af7651916cd43dd8448eb211c80319c")),
+            ("function", serde_json::json!("product")),
+            ("route", serde_json::json!("/products/{id}")),
+            ("status", serde_json::json!(404)),
+            ("code", serde_json::json!("not_found")),
+            ("requests", serde_json::json!(1)),
+            ("cold_starts", serde_json::json!(1)),
+            ("message", serde_json::json!("handled")),
+        ] {
+            assert_eq!(document[member], value, "{member} in {written}");
+        }
     }
 
     #[test]

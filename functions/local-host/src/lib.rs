@@ -248,7 +248,8 @@ pub fn app(state: AppState<Store>) -> Router {
 
 /// [`app`] with the MCP endpoint's settings.
 pub fn app_with(state: AppState<Store>, mcp_settings: mcp::McpSettings) -> Router {
-    Router::new()
+    let (clock, ids) = (state.clock.clone(), state.ids.clone());
+    let routes = Router::new()
         .merge(health::router(state.clone()))
         .merge(products::router(state.clone()))
         .merge(product::router(state.clone()))
@@ -265,8 +266,8 @@ pub fn app_with(state: AppState<Store>, mcp_settings: mcp::McpSettings) -> Route
         .merge(reports::router(state.clone()))
         .merge(openapi::router(state.clone()))
         .merge(docs::router(state.clone()))
-        .merge(mcp::router_with(state, mcp_settings))
-        .fallback(shared::http::error::not_found)
+        .merge(mcp::router_with(state, mcp_settings));
+    shared::http::context::with_unrouted(routes, clock, ids)
         .layer(axum::middleware::from_fn(shared::http::extract::buffer_body))
         .layer(axum::middleware::from_fn(client_address))
 }

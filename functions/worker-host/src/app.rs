@@ -74,6 +74,7 @@ pub(crate) async fn store(env: &Env, clock: Arc<dyn Clock>) -> anyhow::Result<St
 /// Every function's router on one state, with problem-document fallbacks. `/docs` and its files are not
 /// routes of the Worker: Workers Static Assets serve them (`[assets]` in `wrangler.toml`) before the Worker runs.
 fn routes(state: AppState<Store>, env: &Env, mcp_settings: mcp::McpSettings) -> Router {
+    let (clock, ids) = (state.clock.clone(), state.ids.clone());
     let router = Router::new()
         .merge(health::router(state.clone()))
         .merge(products::router(state.clone()))
@@ -95,7 +96,7 @@ fn routes(state: AppState<Store>, env: &Env, mcp_settings: mcp::McpSettings) -> 
     let router = router.merge(crate::contract::router(state, env));
     #[cfg(not(feature = "testkit"))]
     let _ = (state, env);
-    router.fallback(shared::http::error::not_found)
+    shared::http::context::with_unrouted(router, clock, ids)
 }
 
 /// What a request, a queue batch and a cron tick work with: the routers, the state they share, the cache.
