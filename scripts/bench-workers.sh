@@ -30,7 +30,7 @@
 # The Storefront Worker runs from a copy of wrangler.toml without its [build] section, so that wrangler does not
 # run build.sh (and cargo) at start and the time to the first 200 covers wrangler and workerd only, as for Hono;
 # this script runs build.sh itself first, unless BENCH_SKIP_BUILD=1 (then the release Worker must already be in
-# target/worker-host/release). `hono` ($HONO_VERSION below) is installed once from npm into
+# target/worker-host/release). `hono` ($HONO_VERSION in scripts/lib.sh) is installed once from npm into
 # ${STOREFRONT_TOOLS:-~/.cache/storefront}/bench/hono, never into the repository. Wrangler's fetch of
 # `Request.cf` from the internet is switched off (CLOUDFLARE_CF_FETCH_ENABLED=false), and so are its metrics
 # (WRANGLER_SEND_METRICS=false); every request of the benchmark goes to 127.0.0.1.
@@ -45,8 +45,6 @@ out="${1:-target/bench-workers.md}"
 mkdir -p "$(dirname "$out")"
 samples="${BENCH_SAMPLES:-500}"
 warmup="${BENCH_WARMUP:-50}"
-HONO_VERSION=4.13.19
-hono_tools="$STOREFRONT_TOOLS/bench/hono"
 release="$PWD/target/worker-host/release"
 [[ "$samples" =~ ^[1-9][0-9]*$ && "$warmup" =~ ^[0-9]+$ ]] || die "BENCH_SAMPLES and BENCH_WARMUP must be whole numbers"
 
@@ -79,14 +77,7 @@ export XDG_CONFIG_HOME="$run/xdg" WRANGLER_SEND_METRICS=false WRANGLER_LOG_PATH=
   CLOUDFLARE_CF_FETCH_ENABLED=false NO_COLOR=1 FORCE_COLOR=0
 mkdir -p "$XDG_CONFIG_HOME" "$WRANGLER_LOG_PATH"
 
-if [[ "$(sed -n 's/^[[:space:]]*"version":[[:space:]]*"\([^"]*\)".*/\1/p' "$hono_tools/node_modules/hono/package.json" 2>/dev/null)" != "$HONO_VERSION" ]]; then
-  say "installing hono $HONO_VERSION from npm into $hono_tools"
-  command -v npm >/dev/null || die "npm not found: it is needed to install hono@$HONO_VERSION"
-  mkdir -p "$hono_tools"
-  [[ -f "$hono_tools/package.json" ]] || printf '{ "name": "storefront-bench-hono", "private": true }\n' >"$hono_tools/package.json"
-  (cd "$hono_tools" && npm install --no-audit --no-fund --save-exact "hono@$HONO_VERSION" >&2) || die "npm install hono@$HONO_VERSION"
-  grep -q "\"version\": \"$HONO_VERSION\"" "$hono_tools/node_modules/hono/package.json" || die "npm did not install hono@$HONO_VERSION"
-fi
+hono_modules=$(hono_node_modules)
 
 if [[ "${BENCH_SKIP_BUILD:-0}" == "1" ]]; then
   say "BENCH_SKIP_BUILD=1: using the release Worker already built in $release"
@@ -104,7 +95,7 @@ grep -q "^main = \"$release/entry.mjs\"$" "$run/storefront/wrangler.toml" || die
 # and writes its .wrangler folder into the run folder, not into scripts/bench/hono.
 mkdir -p "$run/hono"
 cp scripts/bench/hono/index.js scripts/bench/hono/wrangler.toml "$run/hono/"
-ln -s "$hono_tools/node_modules" "$run/hono/node_modules"
+ln -s "$hono_modules" "$run/hono/node_modules"
 
 housekeeping_cron=$(housekeeping_cron)
 printf 'STOREFRONT_SECRET=%s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$run/dev.vars"

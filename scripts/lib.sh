@@ -44,6 +44,22 @@ housekeeping_cron() {
   printf '%s\n' "$cron"
 }
 
+# hono_node_modules: installs hono (HONO_VERSION) from npm into $STOREFRONT_TOOLS/bench/hono once, never into the
+# repository, and prints the path of its node_modules folder, for the Hono baseline Worker (scripts/bench/hono).
+HONO_VERSION=4.13.19
+hono_node_modules() {
+  local tools="$STOREFRONT_TOOLS/bench/hono"
+  if [[ "$(sed -n 's/^[[:space:]]*"version":[[:space:]]*"\([^"]*\)".*/\1/p' "$tools/node_modules/hono/package.json" 2>/dev/null)" != "$HONO_VERSION" ]]; then
+    say "installing hono $HONO_VERSION from npm into $tools" >&2
+    command -v npm >/dev/null || die "npm not found: it is needed to install hono@$HONO_VERSION"
+    mkdir -p "$tools"
+    [[ -f "$tools/package.json" ]] || printf '{ "name": "storefront-bench-hono", "private": true }\n' >"$tools/package.json"
+    (cd "$tools" && npm install --no-audit --no-fund --save-exact "hono@$HONO_VERSION" >&2) || die "npm install hono@$HONO_VERSION"
+    grep -q "\"version\": \"$HONO_VERSION\"" "$tools/node_modules/hono/package.json" || die "npm did not install hono@$HONO_VERSION"
+  fi
+  printf '%s\n' "$tools/node_modules"
+}
+
 # Milliseconds since the epoch.
 now_ms() { date +%s%3N; }
 

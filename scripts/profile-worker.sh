@@ -7,12 +7,16 @@
 # (Performance panel) opens. $PROFILE_REQUESTS (default 1000) requests are profiled after 50 unprofiled ones.
 # The profiler slows the Worker about twofold and an attached inspector makes `console.log` dearer: compare
 # shares between runs, and take latencies from scripts/bench-workers.sh.
+# $PROFILE_WORKER=hono profiles the Hono baseline of scripts/bench-workers.sh (scripts/bench/hono) instead, the
+# same way, on the D1 catalog the Storefront Worker seeded (the Storefront is stopped first), into
+# last-hono.cpuprofile: the two profiles side by side say where the Storefront's extra time per request goes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 requests="${PROFILE_REQUESTS:-1000}"
 [[ "$requests" =~ ^[1-9][0-9]*$ ]] || die "PROFILE_REQUESTS must be a whole number"
+[[ "${PROFILE_WORKER:-storefront}" =~ ^(storefront|hono)$ ]] || die "PROFILE_WORKER is storefront (the default) or hono"
 bash scripts/workers-tools.sh
 # shellcheck source=/dev/null
 source "$STOREFRONT_TOOLS/workers-env.sh"
@@ -55,5 +59,24 @@ else
     | python3 -c 'import json, sys; print("\n".join("/products/" + item["id"] for item in json.load(sys.stdin)["items"]))' >"$run/paths" \
     || die "cannot list the demo catalog"
 fi
+profile="$out/last.cpuprofile"
+if [[ "${PROFILE_WORKER:-storefront}" == "hono" ]]; then
+  say "stopping the Storefront Worker; starting the Hono baseline on the catalog it seeded"
+  kill -TERM -- "-$group" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 -- "-$group" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL -- "-$group" 2>/dev/null || true
+  mkdir -p "$run/hono"
+  cp scripts/bench/hono/index.js scripts/bench/hono/wrangler.toml "$run/hono/"
+  ln -s "$(hono_node_modules)" "$run/hono/node_modules"
+  port=$(free_port)
+  inspector=$(free_port)
+  [[ "$inspector" != "$port" ]] || inspector=$(free_port)
+  (cd "$run/hono" && exec setsid "$WRANGLER_BIN" dev --config "$run/hono/wrangler.toml" --ip 127.0.0.1 --port "$port" \
+    --inspector-ip 127.0.0.1 --inspector-port "$inspector" --persist-to "$run/state" \
+    --show-interactive-dev-session=false --log-level warn) >"$run/hono.log" 2>&1 &
+  group=$!
+  wait_for_url "http://127.0.0.1:$port/health" 120 || { tail -30 "$run/hono.log" >&2; die "the Hono Worker did not start"; }
+  profile="$out/last-hono.cpuprofile"
+fi
 say "profiling $requests requests"
-node scripts/bench/profile-worker.mjs "$inspector" "$port" "$run/paths" "$requests" "$out/last.cpuprofile"
+node scripts/bench/profile-worker.mjs "$inspector" "$port" "$run/paths" "$requests" "$profile"
