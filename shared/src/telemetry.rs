@@ -103,13 +103,13 @@ pub fn job(queue: &str, outcome: &str) {
 /// and one directive in [`NAMESPACE`] with the event's dimensions as its one dimension set and its values as
 /// metrics. Members that are neither stay in the document as log fields, which CloudWatch Logs Insights can query.
 /// `None` when the fields hold no metric value.
-pub fn emf(fields: &Map<String, Value>, timestamp_ms: i64) -> Option<Value> {
+pub fn emf(fields: Map<String, Value>, timestamp_ms: i64) -> Option<Value> {
     let dimensions: Vec<&str> = DIMENSIONS.iter().copied().filter(|name| fields.get(*name).is_some_and(Value::is_string)).collect();
     let metrics: Vec<(&str, &str)> = METRICS.iter().copied().filter(|(name, _)| fields.get(*name).is_some_and(Value::is_number)).collect();
     if metrics.is_empty() {
         return None;
     }
-    let mut document = fields.clone();
+    let mut document = fields;
     document.insert(
         "_aws".to_owned(),
         json!({
@@ -333,7 +333,7 @@ mod tests {
     fn a_metric_event_becomes_one_emf_directive() {
         let fields = json!({ "message": "metrics", "function": "product", "code": "ok", "requests": 1, "latency_ms": 4, "trace": "x" });
         let Value::Object(fields) = fields else { unreachable!() };
-        let document = emf(&fields, 1_800_000_000_000).unwrap_or_else(|| panic!("no document"));
+        let document = emf(fields, 1_800_000_000_000).unwrap_or_else(|| panic!("no document"));
         assert_eq!(
             document,
             json!({
@@ -354,6 +354,6 @@ mod tests {
             })
         );
         let Value::Object(no_values) = json!({ "function": "product" }) else { unreachable!() };
-        assert_eq!(emf(&no_values, 0), None);
+        assert_eq!(emf(no_values, 0), None);
     }
 }

@@ -514,7 +514,7 @@ where
         }
         event.record(&mut shared::telemetry::JsonFields(&mut fields));
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX));
-        if let Some(document) = shared::telemetry::emf(&fields, now) {
+        if let Some(document) = shared::telemetry::emf(fields, now) {
             use std::io::Write as _;
             let _ = writeln!(self.writer.make_writer(), "{document}");
         }

@@ -92,7 +92,7 @@ pub(crate) async fn serve(
         // same function, route, request id, trace and one line. A miss drops this observation unwritten and lets
         // the router observe the request.
         let mut req = req;
-        let observation = Observer::new(products::FUNCTION, state.clock.clone(), state.ids.clone()).begin(&mut req, "/products");
+        let observation = Observer::new(products::FUNCTION, state.clock.clone(), state.ids.clone()).begin(&mut req, "/products".to_owned());
         let lookup = async {
             let generation = generation(state).await?;
             let key = cache_key(&generation, req.uri().query().unwrap_or(""));

@@ -86,7 +86,7 @@ impl Observer {
 
     /// Starts observing `req`, served by the route template `route`: gives it its request id and trace (in its
     /// extensions) and opens its span, in which whatever serves it should run ([`Observation::span`]).
-    pub fn begin(&self, req: &mut Request, route: &str) -> Observation {
+    pub fn begin(&self, req: &mut Request, route: String) -> Observation {
         let started = self.clock.now();
         let request_id = req
             .headers()
@@ -98,7 +98,7 @@ impl Observer {
         req.extensions_mut().insert(RequestId(request_id.clone()));
         req.extensions_mut().insert(trace);
         let span = tracing::info_span!("request", request_id = %request_id, function = self.function, trace_id = %trace.trace_id());
-        Observation { function: self.function, clock: Arc::clone(&self.clock), started, request_id, method: req.method().clone(), route: route.to_owned(), span }
+        Observation { function: self.function, clock: Arc::clone(&self.clock), started, request_id, method: req.method().clone(), route, span }
     }
 }
 
@@ -134,7 +134,7 @@ impl Observation {
 
 async fn observe(State(observer): State<Observer>, mut req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |path| path.as_str()).to_owned();
-    let observation = observer.begin(&mut req, &route);
+    let observation = observer.begin(&mut req, route);
     let mut response = next.run(req).instrument(observation.span()).await;
     observation.end(&mut response);
     response
