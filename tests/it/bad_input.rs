@@ -156,3 +156,14 @@ async fn hostile_commerce_requests_are_refused_and_change_nothing() {
     let orders = api.call(Method::GET, "/orders", Some(token), None).await;
     assert_eq!(orders.json["items"], serde_json::json!([]), "refused requests made an order: {}", orders.text);
 }
+
+#[tokio::test]
+async fn a_docs_name_that_is_no_file_is_not_found_and_docs_take_only_get() {
+    let api = Api::new();
+    let missing = api.call(reqwest::Method::GET, "/docs/no-such-file.js", None, None).await;
+    assert_eq!((missing.status, missing.problem_code()), (404, Some("not_found")), "GET /docs/no-such-file.js: {}", missing.text);
+    for path in ["/docs", "/docs/docs.js"] {
+        let answer = api.call(reqwest::Method::POST, path, None, None).await;
+        assert_eq!((answer.status, answer.problem_code()), (405, Some("method_not_allowed")), "POST {path}: {}", answer.text);
+    }
+}

@@ -4,7 +4,7 @@
 //! and stylesheet from the npm package `swagger-ui-dist`), so the page works offline and fetches nothing from
 //! another origin. This crate compiles them in for the local host and the Lambda `docs` function; the Worker
 //! serves the same folder as Workers Static Assets, so no other function's binary and not the Worker's wasm
-//! carry them.
+//! carry them: there it mounts [`router_without_files`], which answers what the assets did not serve.
 //!
 //! Responses:
 //! - `GET /docs`: 200 the page (`text/html`);
@@ -88,4 +88,17 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router<S: ItemStore + Clone>(state: AppState<S>) -> Router {
     let routes = Router::new().route("/docs", get(page)).route("/docs/{file}", get(asset));
     observed(routes, FUNCTION, state.clock.clone(), state.ids.clone())
+}
+
+/// The function's routes on a host that serves the page and its files as static assets before it routes
+/// anything (the Worker: `[assets]` in `wrangler.toml`). A request that still reaches them names no file of the
+/// page, so a `GET` is 404 `not_found` and any other method 405, as on the other hosts, in the function's own
+/// lines. Nothing here refers to the files, so they stay out of that host's binary.
+pub fn router_without_files<S: ItemStore + Clone>(state: AppState<S>) -> Router {
+    let routes = Router::new().route("/docs", get(no_file)).route("/docs/{file}", get(no_file));
+    observed(routes, FUNCTION, state.clock.clone(), state.ids.clone())
+}
+
+async fn no_file() -> ApiError {
+    ApiError::NotFound("the file".to_owned())
 }

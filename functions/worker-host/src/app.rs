@@ -71,8 +71,9 @@ pub(crate) async fn store(env: &Env, clock: Arc<dyn Clock>) -> anyhow::Result<St
     Ok(store)
 }
 
-/// Every function's router on one state, with problem-document fallbacks. `/docs` and its files are not
-/// routes of the Worker: Workers Static Assets serve them (`[assets]` in `wrangler.toml`) before the Worker runs.
+/// Every function's router on one state, with problem-document fallbacks. The page `/docs` and its files are
+/// served by Workers Static Assets (`[assets]` in `wrangler.toml`) before the Worker runs, so the docs function
+/// is mounted without them (`docs::router_without_files`): it answers what the assets did not serve.
 fn routes(state: AppState<Store>, env: &Env, mcp_settings: mcp::McpSettings) -> Router {
     let (clock, ids) = (state.clock.clone(), state.ids.clone());
     let router = Router::new()
@@ -91,6 +92,7 @@ fn routes(state: AppState<Store>, env: &Env, mcp_settings: mcp::McpSettings) -> 
         .merge(payments::router(state.clone()))
         .merge(reports::router(state.clone()))
         .merge(openapi::router(state.clone()))
+        .merge(docs::router_without_files(state.clone()))
         .merge(mcp::router_with(state.clone(), mcp_settings));
     #[cfg(feature = "testkit")]
     let router = router.merge(crate::contract::router(state, env));
