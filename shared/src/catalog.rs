@@ -13,7 +13,9 @@
 //! 150 bytes a product), split over [`SHARDS`] items by a hash of the product id. Every product write updates
 //! the product, its SKU claim, its shard and the head in one transaction, so the index never disagrees with
 //! the products and a search sees every write acknowledged before it (no staleness). The head is the one item
-//! all catalog writes touch, so concurrent writes are serialised by its version and retried.
+//! all catalog writes touch, so concurrent writes are serialised by its version: the writes of one instance
+//! (clones of one [`Catalog`]) take turns, and a write that lost the head to another instance's tries again
+//! after a jittered, exponentially growing pause ([`Catalog::with_backoff`]), a bounded number of times.
 //!
 //! A search reads the head (one small item). Each instance keeps the index in memory and re-reads only the
 //! shards whose versions changed since it last looked, so after the first search of an instance a search
@@ -29,12 +31,14 @@ use serde_json::Value;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use crate::domain::product::{NewProduct, Product, ProductId};
 use crate::domain::search::SearchRequest;
 use crate::domain::search::index::{RankKey, Record, SearchIndex};
 use crate::ports::item_store::{Condition, Item, ItemKey, ItemStore, Query, StoreError, Write};
-use crate::ports::{Clock, IdGen};
+use crate::ports::random::random_bytes;
+use crate::ports::{Clock, IdGen, Random, Sleep};
 
 /// How many items the search index is split over.
 pub const SHARDS: usize = 64;
@@ -47,7 +51,12 @@ pub const MAX_SHARD_BYTES: usize = 380_000;
 /// How many products [`Catalog::import`] writes in one transaction (two items each; DynamoDB allows 100).
 pub const IMPORT_BATCH: usize = 40;
 /// How many times a write retries when another catalog write moved the index head first.
-const WRITE_ATTEMPTS: usize = 12;
+const WRITE_ATTEMPTS: usize = 16;
+/// The longest pause before the first retry of a write that lost the index head; it doubles with each retry.
+const RETRY_BASE: Duration = Duration::from_millis(10);
+/// The longest pause before any retry. With [`WRITE_ATTEMPTS`] tries the pauses add up to at most 2.8 s (half
+/// that on average), so a burst of concurrent writes spreads out instead of colliding again in step.
+const RETRY_CAP: Duration = Duration::from_millis(250);
 const STORE_PAGE: usize = 1000;
 const PRODUCT_SK: &str = "PRODUCT";
 const SKU_SK: &str = "SKU";
@@ -207,12 +216,61 @@ fn product_from_item(item: Item) -> Result<Product, CatalogError> {
 pub struct Catalog<S> {
     store: S,
     loaded: Arc<Mutex<Option<Arc<LoadedIndex>>>>,
+    /// Taken by every index write: an instance's own writes take turns instead of losing the head to each other.
+    turn: Arc<futures::lock::Mutex<()>>,
+    backoff: Option<Backoff>,
+}
+
+/// How a write that lost the index head to another write waits before it tries again: the host's timer and a
+/// random source for the jitter.
+#[derive(Clone)]
+struct Backoff {
+    sleep: Arc<dyn Sleep>,
+    random: Arc<dyn Random>,
+}
+
+impl std::fmt::Debug for Backoff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backoff").finish_non_exhaustive()
+    }
+}
+
+/// The pause before retry number `retry` (0 for the first), given 32 random bits: "full jitter", uniform
+/// between zero and [`RETRY_BASE`] doubled `retry` times, capped at [`RETRY_CAP`].
+fn retry_pause(retry: usize, random: u32) -> Duration {
+    let doublings = u32::try_from(retry).unwrap_or(u32::MAX).min(16);
+    let ceiling = RETRY_BASE.saturating_mul(1 << doublings).min(RETRY_CAP);
+    let ceiling_micros = u64::try_from(ceiling.as_micros()).unwrap_or(u64::MAX);
+    Duration::from_micros(u64::from(random) % (ceiling_micros + 1))
 }
 
 impl<S: ItemStore> Catalog<S> {
-    /// A catalog on a store.
+    /// A catalog on a store. Its writes retry at once when they lose the index head; a host gives it a timer
+    /// with [`Catalog::with_backoff`].
     pub fn new(store: S) -> Self {
-        Self { store, loaded: Arc::new(Mutex::new(None)) }
+        Self { store, loaded: Arc::new(Mutex::new(None)), turn: Arc::new(futures::lock::Mutex::new(())), backoff: None }
+    }
+
+    /// The catalog, pausing with jittered exponential backoff (drawn from `random`, waited with `sleep`) before a
+    /// write tries again after losing the index head: without it, concurrent writes that collided retry in step
+    /// and collide again, and a burst of them runs out of attempts.
+    #[must_use]
+    pub fn with_backoff(mut self, sleep: Arc<dyn Sleep>, random: Arc<dyn Random>) -> Self {
+        self.backoff = Some(Backoff { sleep, random });
+        self
+    }
+
+    /// After try number `attempt` (0 for the first) of a write lost to another write: waits before the next
+    /// try, when the catalog has a timer and a try is left.
+    async fn before_retry(&self, attempt: usize) {
+        if attempt + 1 >= WRITE_ATTEMPTS {
+            return;
+        }
+        if let Some(backoff) = &self.backoff {
+            // A failed random source only loses the spread, never the retry.
+            let bits = random_bytes::<4>(backoff.random.as_ref()).map_or(u32::MAX / 2, u32::from_le_bytes);
+            backoff.sleep.sleep(retry_pause(attempt, bits)).await;
+        }
     }
 
     /// The product with this id.
@@ -259,8 +317,9 @@ impl<S: ItemStore> Catalog<S> {
     /// remove it), retrying when another catalog write moved the index first. A failed condition among the
     /// product's own writes is returned with its index in `writes`, for the caller to name.
     async fn write_with_index(&self, id: &ProductId, record: Option<Record>, writes: Vec<Write>) -> Result<(), StoreError> {
+        let _turn = self.turn.lock().await;
         let shard_number = shard_of(id);
-        for _ in 0..WRITE_ATTEMPTS {
+        for attempt in 0..WRITE_ATTEMPTS {
             let head_item = match self.store.get(&head_key()).await? {
                 Some(item) => item,
                 None => {
@@ -305,8 +364,8 @@ impl<S: ItemStore> Catalog<S> {
             });
             match self.store.transact(all).await {
                 Ok(()) => return Ok(()),
-                Err(StoreError::ConditionFailed { index, .. }) if index >= own => continue,
-                Err(StoreError::Contention) => continue,
+                Err(StoreError::ConditionFailed { index, .. }) if index >= own => self.before_retry(attempt).await,
+                Err(StoreError::Contention) => self.before_retry(attempt).await,
                 Err(error) => return Err(error),
             }
         }
@@ -464,7 +523,7 @@ impl<S: ItemStore> Catalog<S> {
     /// and the rebuild starts over when one did, so a product write that lands meanwhile is never overwritten:
     /// either it is read into the rebuild, or it moves the head and the rebuild reads it next time.
     async fn rebuild_index(&self) -> Result<(), CatalogError> {
-        'attempt: for _ in 0..WRITE_ATTEMPTS {
+        'attempt: for attempt in 0..WRITE_ATTEMPTS {
             let head_before = self.store.get(&head_key()).await?;
             if let Some(item) = &head_before
                 && decode::<Head>(item).is_ok_and(|head| head.format == INDEX_FORMAT && head.shards.len() == SHARDS)
@@ -518,7 +577,10 @@ impl<S: ItemStore> Catalog<S> {
                 let condition = if old_version == 0 { Condition::NotExists } else { Condition::VersionEquals(old_version) };
                 match self.store.put(to_item(shard_key(number), old_version + 1, &Shard { records })?, condition).await {
                     Ok(()) => versions.push(old_version + 1),
-                    Err(StoreError::ConditionFailed { .. }) => continue 'attempt,
+                    Err(StoreError::ConditionFailed { .. }) => {
+                        self.before_retry(attempt).await;
+                        continue 'attempt;
+                    }
                     Err(error) => return Err(error.into()),
                 }
             }
@@ -529,7 +591,7 @@ impl<S: ItemStore> Catalog<S> {
             };
             match self.store.put(to_item(head_key(), version, &head)?, condition).await {
                 Ok(()) => return Ok(()),
-                Err(StoreError::ConditionFailed { .. }) => continue 'attempt,
+                Err(StoreError::ConditionFailed { .. }) => self.before_retry(attempt).await,
                 Err(error) => return Err(error.into()),
             }
         }
@@ -661,7 +723,8 @@ impl<S: ItemStore> Catalog<S> {
 
     /// Adds records to one shard (replacing any of the same ids), in one transaction with the head.
     async fn merge_into_shard(&self, number: usize, added: Vec<Record>) -> Result<(), CatalogError> {
-        for _ in 0..WRITE_ATTEMPTS {
+        let _turn = self.turn.lock().await;
+        for attempt in 0..WRITE_ATTEMPTS {
             let Some(head_item) = self.store.get(&head_key()).await? else {
                 self.rebuild_index().await?;
                 continue;
@@ -700,7 +763,7 @@ impl<S: ItemStore> Catalog<S> {
             ];
             match self.store.transact(writes).await {
                 Ok(()) => return Ok(()),
-                Err(StoreError::ConditionFailed { .. } | StoreError::Contention) => continue,
+                Err(StoreError::ConditionFailed { .. } | StoreError::Contention) => self.before_retry(attempt).await,
                 Err(error) => return Err(error.into()),
             }
         }
@@ -718,11 +781,13 @@ mod tests {
     use crate::domain::{Currency, Money, SearchParams};
     use crate::ports::item_store::Page;
 
-    /// The store under test, counting the items every read returns (a get counts one, present or not).
+    /// The store under test, counting the items every read returns (a get counts one, present or not), and
+    /// reporting contention for its next `losses` transactions (as when other writers keep moving the head).
     #[derive(Clone)]
     struct Counted<S> {
         inner: S,
         reads: Arc<AtomicUsize>,
+        losses: Arc<AtomicUsize>,
     }
 
     impl<S: ItemStore> ItemStore for Counted<S> {
@@ -742,8 +807,76 @@ mod tests {
             Ok(page)
         }
         async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+            if self.losses.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1)).is_ok() {
+                return Err(StoreError::Contention);
+            }
             self.inner.transact(writes).await
         }
+    }
+
+    /// A timer that waits for nothing and writes down every pause it was asked for.
+    #[derive(Default)]
+    struct Pauses(Mutex<Vec<Duration>>);
+
+    impl Sleep for Pauses {
+        fn sleep(&self, duration: Duration) -> crate::ports::SleepFuture {
+            self.0.lock().unwrap_or_else(PoisonError::into_inner).push(duration);
+            Box::pin(std::future::ready(()))
+        }
+    }
+
+    /// A catalog whose index exists (one product written), whose next `losses` transactions then lose.
+    async fn losing_catalog(losses: usize) -> (Catalog<Counted<crate::adapters::memory::MemoryItemStore>>, Arc<Pauses>, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(crate::ports::Timestamp::from_secs(1_800_000_000)));
+        let left = Arc::new(AtomicUsize::new(0));
+        let store = Counted { inner: crate::adapters::memory::MemoryItemStore::new(clock.clone()), reads: Arc::default(), losses: left.clone() };
+        let pauses = Arc::new(Pauses::default());
+        let catalog = Catalog::new(store).with_backoff(pauses.clone(), Arc::new(crate::adapters::memory::PredictableRandom::new(7)));
+        let first = catalog.create(fields("L-0", "Elm Stool", "misc", 100), &SequentialIds::new("first"), clock.as_ref()).await;
+        assert!(first.is_ok(), "{first:?}");
+        assert!(pauses.0.lock().unwrap_or_else(PoisonError::into_inner).is_empty(), "a write that lost nothing paused");
+        left.store(losses, Ordering::SeqCst);
+        (catalog, pauses, clock)
+    }
+
+    #[test]
+    fn a_retry_pause_is_jittered_below_a_ceiling_that_doubles_up_to_its_cap() {
+        for retry in 0..20 {
+            let ceiling = RETRY_BASE.saturating_mul(1 << retry.min(16)).min(RETRY_CAP);
+            let pauses: BTreeSet<Duration> = [0, 1, 977, 65_535, 1 << 20, u32::MAX / 3, u32::MAX].map(|bits| retry_pause(retry, bits)).into();
+            assert!(pauses.iter().all(|pause| *pause <= ceiling), "retry {retry}: {pauses:?} above {ceiling:?}");
+            assert!(pauses.len() >= 5, "retry {retry}: the random bits barely change the pause: {pauses:?}");
+        }
+        assert_eq!(retry_pause(0, 10_000), Duration::from_micros(10_000), "the first ceiling is the base");
+        assert_eq!(retry_pause(30, 250_000), RETRY_CAP, "the cap holds however many retries came before");
+    }
+
+    #[tokio::test]
+    async fn a_write_that_loses_the_head_pauses_before_each_retry_and_then_lands() {
+        let (catalog, pauses, clock) = losing_catalog(5).await;
+        let ids = SequentialIds::new("p");
+        let created = catalog.create(fields("L-1", "Oak Bench", "misc", 100), &ids, clock.as_ref()).await;
+        assert!(created.is_ok(), "{created:?}");
+        let pauses = pauses.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        assert_eq!(pauses.len(), 5, "one pause per lost try: {pauses:?}");
+        for (retry, pause) in pauses.iter().enumerate() {
+            assert!(*pause <= RETRY_BASE.saturating_mul(1 << retry), "retry {retry} paused {pause:?}");
+        }
+        assert!(pauses.iter().collect::<BTreeSet<_>>().len() > 1, "the pauses are jittered: {pauses:?}");
+        assert_eq!(search(&catalog, "oak", 10).await.total, 1);
+    }
+
+    #[tokio::test]
+    async fn a_write_that_always_loses_gives_up_as_contention_within_its_bounded_pauses() {
+        let (catalog, pauses, clock) = losing_catalog(usize::MAX).await;
+        let ids = SequentialIds::new("p");
+        let created = catalog.create(fields("L-2", "Ash Bench", "misc", 100), &ids, clock.as_ref()).await;
+        let gave_up = matches!(&created, Err(CatalogError::Internal(error)) if matches!(error.downcast_ref::<StoreError>(), Some(StoreError::Contention)));
+        assert!(gave_up, "{created:?}");
+        let pauses = pauses.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        assert_eq!(pauses.len(), WRITE_ATTEMPTS - 1, "{pauses:?}");
+        let total: Duration = pauses.iter().sum();
+        assert!(total <= Duration::from_millis(2_810), "the pauses add up to {total:?}");
     }
 
     fn fields(sku: &str, name: &str, category: &str, price: i64) -> NewProduct {
@@ -762,7 +895,7 @@ mod tests {
 
     async fn a_search_reads_the_head_and_its_page_whatever_the_catalog_holds(store: impl ItemStore + Clone, clock: Arc<ManualClock>) {
         let reads = Arc::new(AtomicUsize::new(0));
-        let catalog = Catalog::new(Counted { inner: store, reads: reads.clone() });
+        let catalog = Catalog::new(Counted { inner: store, reads: reads.clone(), losses: Arc::default() });
         let ids = SequentialIds::new("p");
         for number in 0..300 {
             let name = if number % 3 == 0 { format!("Walnut Lamp {number}") } else { format!("Oak Chair {number}") };
@@ -783,7 +916,7 @@ mod tests {
 
     async fn another_instance_sees_every_write_and_rereads_only_the_changed_shard(store: impl ItemStore + Clone, clock: Arc<ManualClock>) {
         let reads = Arc::new(AtomicUsize::new(0));
-        let reader = Catalog::new(Counted { inner: store.clone(), reads: reads.clone() });
+        let reader = Catalog::new(Counted { inner: store.clone(), reads: reads.clone(), losses: Arc::default() });
         let writer = Catalog::new(store);
         let ids = SequentialIds::new("p");
         for number in 0..40 {

@@ -197,9 +197,12 @@ impl<S: ItemStore + Clone> AppState<S> {
         self
     }
 
-    /// The state with the host's timer for the payment retries' backoff (the default, `commerce::NoDelay`, waits
-    /// for nothing). The breaker starts closed again.
-    pub fn with_sleep(self, sleep: Arc<dyn Sleep>) -> Self {
+    /// The state with the host's timer for the backoff of the payment retries and of catalog writes that lost
+    /// the index head to another write (the default, `commerce::NoDelay`, waits for nothing), with jitter drawn
+    /// from the id generator. The breaker starts closed again.
+    pub fn with_sleep(mut self, sleep: Arc<dyn Sleep>) -> Self {
+        let random: Arc<dyn Random> = Arc::new(Arc::clone(&self.ids));
+        self.catalog = self.catalog.with_backoff(Arc::clone(&sleep), random);
         self.rebuilt_commerce(|config| config.sleep = sleep)
     }
 
