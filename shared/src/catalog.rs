@@ -13,9 +13,10 @@
 //! 150 bytes a product), split over [`SHARDS`] items by a hash of the product id. Every product write updates
 //! the product, its SKU claim, its shard and the head in one transaction, so the index never disagrees with
 //! the products and a search sees every write acknowledged before it (no staleness). The head is the one item
-//! all catalog writes touch, so concurrent writes are serialised by its version: the writes of one instance
-//! (clones of one [`Catalog`]) take turns, and a write that lost the head to another instance's tries again
-//! after a jittered, exponentially growing pause ([`Catalog::with_backoff`]), a bounded number of times.
+//! all catalog writes touch, so concurrent writes are serialised by its version: a write that lost the head to
+//! another tries again after a jittered, exponentially growing pause ([`Catalog::with_backoff`]), a bounded
+//! number of times. (No in-process lock makes an instance's own writes take turns: on Workers, a request woken
+//! by another request's release would do its I/O in that other request's context, which the runtime refuses.)
 //!
 //! A search reads the head (one small item). Each instance keeps the index in memory and re-reads only the
 //! shards whose versions changed since it last looked, so after the first search of an instance a search
@@ -216,8 +217,6 @@ fn product_from_item(item: Item) -> Result<Product, CatalogError> {
 pub struct Catalog<S> {
     store: S,
     loaded: Arc<Mutex<Option<Arc<LoadedIndex>>>>,
-    /// Taken by every index write: an instance's own writes take turns instead of losing the head to each other.
-    turn: Arc<futures::lock::Mutex<()>>,
     backoff: Option<Backoff>,
 }
 
@@ -248,7 +247,7 @@ impl<S: ItemStore> Catalog<S> {
     /// A catalog on a store. Its writes retry at once when they lose the index head; a host gives it a timer
     /// with [`Catalog::with_backoff`].
     pub fn new(store: S) -> Self {
-        Self { store, loaded: Arc::new(Mutex::new(None)), turn: Arc::new(futures::lock::Mutex::new(())), backoff: None }
+        Self { store, loaded: Arc::new(Mutex::new(None)), backoff: None }
     }
 
     /// The catalog, pausing with jittered exponential backoff (drawn from `random`, waited with `sleep`) before a
@@ -317,7 +316,6 @@ impl<S: ItemStore> Catalog<S> {
     /// remove it), retrying when another catalog write moved the index first. A failed condition among the
     /// product's own writes is returned with its index in `writes`, for the caller to name.
     async fn write_with_index(&self, id: &ProductId, record: Option<Record>, writes: Vec<Write>) -> Result<(), StoreError> {
-        let _turn = self.turn.lock().await;
         let shard_number = shard_of(id);
         for attempt in 0..WRITE_ATTEMPTS {
             let head_item = match self.store.get(&head_key()).await? {
@@ -723,7 +721,6 @@ impl<S: ItemStore> Catalog<S> {
 
     /// Adds records to one shard (replacing any of the same ids), in one transaction with the head.
     async fn merge_into_shard(&self, number: usize, added: Vec<Record>) -> Result<(), CatalogError> {
-        let _turn = self.turn.lock().await;
         for attempt in 0..WRITE_ATTEMPTS {
             let Some(head_item) = self.store.get(&head_key()).await? else {
                 self.rebuild_index().await?;

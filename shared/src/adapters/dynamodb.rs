@@ -898,9 +898,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_burst_of_concurrent_product_writes_all_land_in_the_index() {
         // As an admin's script creating products sixteen at a time, served by eight instances: every write moves
-        // the index head, so an instance's tries keep losing to the others'; the backoff must spread them out
-        // before they run out (an instance's own writes take turns). Without the backoff a write ran out of
-        // tries in each of three runs on this machine; with it none did in five.
+        // the index head, so most tries lose to another write; the backoff must spread them out before they run
+        // out. Without the backoff 5 to 7 of the 48 ran out of tries in each of three runs on this machine; with
+        // it none did in six.
         let Ok(endpoint) = std::env::var(DYNAMODB_ENDPOINT) else {
             eprintln!("\n!!!! SKIPPED: {DYNAMODB_ENDPOINT} is not set, so concurrent catalog writes were NOT tested.\n");
             return;
