@@ -268,8 +268,10 @@ pub fn publisher(
     if privacy_queue_url.is_none() && orders_queue_url.is_none() {
         return Ok(None);
     }
+    // One client for both queues: each SDK client built costs its runtime plugins and configuration at init.
+    let sqs = aws.sqs(http);
     let sender = |url: Option<&str>, name: &str| -> anyhow::Result<Option<SqsJobSender>> {
-        url.map(|url| SqsJobSender::new(aws.sqs(http), url).with_context(|| format!("{name} is invalid"))).transpose()
+        url.map(|url| SqsJobSender::new(sqs.clone(), url).with_context(|| format!("{name} is invalid"))).transpose()
     };
     let topics = SqsTopics {
         privacy: sender(privacy_queue_url, PRIVACY_QUEUE_URL)?,
