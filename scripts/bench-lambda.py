@@ -10,7 +10,9 @@ every call with an empty result, for a function whose every invocation reads the
 invocation figures then include one local round trip.
 
 For every binary and every cold start (round-robin over the binaries) it starts the process with AWS_LAMBDA_RUNTIME_API pointing here and
-measures: init (process start to its first `next` request), the first invocation (event handed out to
+measures: init (process start to the moment the Runtime API accepts its first connection, which `lambda_runtime`
+opens to ask for its first event: timed at `accept`, in the server's one thread, so that parsing the request and
+starting a handler thread in Python are not counted), the first invocation (event handed out to
 response received) and warm invocations (the same, after the first), the peak resident memory (VmHWM) and
 the binary's size (a script, such as the Python comparison's, has none). Medians over the cold starts; the
 cold total is init plus the first invocation, per cold start. Ratios are to the first binary named. Standard library only; it serves nothing but 127.0.0.1.
@@ -32,8 +34,16 @@ class Emulator(http.server.ThreadingHTTPServer):
         self.event = event
         self.lock = threading.Condition()
         self.next_times = []
+        self.accept_times = []
         self.responses = []
         self.queue = []
+
+    def get_request(self):
+        connection = super().get_request()
+        with self.lock:
+            self.accept_times.append(time.perf_counter())
+            self.lock.notify_all()
+        return connection
 
     def handle_error(self, request, client_address):
         # A process stopped at the end of its run drops its kept-alive connection: that is not an error.
@@ -138,11 +148,17 @@ def run_once(binary, event, warm, env):
     process = subprocess.Popen([binary], env=child_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.time() + 30
+        with server.lock:
+            # Waiting on the condition (not polling) leaves the server thread the interpreter when the process connects.
+            while not server.accept_times:
+                if process.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"{binary} never asked for an event: {process.stderr.read().decode()[-2000:]}")
+                server.lock.wait(timeout=0.05)
+            init = server.accept_times[0] - started
         while not server.next_times:
             if process.poll() is not None or time.time() > deadline:
                 raise RuntimeError(f"{binary} never asked for an event: {process.stderr.read().decode()[-2000:]}")
             time.sleep(0.0002)
-        init = server.next_times[0] - started
         durations = []
         for index in range(1 + warm):
             server.hand_out(1)
