@@ -234,13 +234,10 @@ impl std::fmt::Debug for Backoff {
     }
 }
 
-/// The pause before retry number `retry` (0 for the first), given 32 random bits: "full jitter", uniform
-/// between zero and [`RETRY_BASE`] doubled `retry` times, capped at [`RETRY_CAP`].
+/// The pause before retry number `retry` (0 for the first), given 32 random bits
+/// ([`crate::ports::clock::full_jitter`] between [`RETRY_BASE`] and [`RETRY_CAP`]).
 fn retry_pause(retry: usize, random: u32) -> Duration {
-    let doublings = u32::try_from(retry).unwrap_or(u32::MAX).min(16);
-    let ceiling = RETRY_BASE.saturating_mul(1 << doublings).min(RETRY_CAP);
-    let ceiling_micros = u64::try_from(ceiling.as_micros()).unwrap_or(u64::MAX);
-    Duration::from_micros(u64::from(random) % (ceiling_micros + 1))
+    crate::ports::clock::full_jitter(RETRY_BASE, RETRY_CAP, u32::try_from(retry).unwrap_or(u32::MAX), random)
 }
 
 impl<S: ItemStore> Catalog<S> {

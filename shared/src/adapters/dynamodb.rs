@@ -133,13 +133,10 @@ fn add_expression(delta: i64, floor: Option<i64>, ceiling: Option<i64>, now_secs
     }
 }
 
-/// How long to pause before retry number `retry` (0 for the first) after contention, given 32 random bits:
-/// "full jitter", uniform between zero and the base doubled `retry` times, capped. Spreading the retries of
-/// transactions that collided keeps them from colliding again in step.
+/// How long to pause before retry number `retry` (0 for the first) after contention, given 32 random bits
+/// ([`crate::ports::clock::full_jitter`] between [`CONTENTION_BASE`] and [`CONTENTION_CAP`]).
 fn contention_backoff(retry: u32, random: u32) -> Duration {
-    let ceiling = CONTENTION_BASE.saturating_mul(2_u32.saturating_pow(retry)).min(CONTENTION_CAP);
-    let ceiling_micros = u64::try_from(ceiling.as_micros()).unwrap_or(u64::MAX);
-    Duration::from_micros(u64::from(random) % (ceiling_micros + 1))
+    crate::ports::clock::full_jitter(CONTENTION_BASE, CONTENTION_CAP, retry, random)
 }
 
 /// 32 random bits: the last four bytes of a UUIDv7 are random (its counter and timestamp sit before them).

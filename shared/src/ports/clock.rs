@@ -67,3 +67,12 @@ pub trait Sleep: Send + Sync + 'static {
     /// Waits for `duration`.
     fn sleep(&self, duration: std::time::Duration) -> SleepFuture;
 }
+
+/// The pause before retry number `retry` (0 for the first), given 32 random bits: "full jitter", uniform between
+/// zero and `base` doubled `retry` times, capped at `cap`. Spreading the retries of writers that collided keeps
+/// them from colliding again in step; the store adapters and the catalog retry on it.
+pub fn full_jitter(base: std::time::Duration, cap: std::time::Duration, retry: u32, random: u32) -> std::time::Duration {
+    let ceiling = base.saturating_mul(2_u32.saturating_pow(retry)).min(cap);
+    let ceiling_micros = u64::try_from(ceiling.as_micros()).unwrap_or(u64::MAX);
+    std::time::Duration::from_micros(u64::from(random) % (ceiling_micros + 1))
+}
