@@ -99,6 +99,8 @@ mail_body = re.search(r"fn mail_settings\(\).*?\n\}\n", lambda_rs, re.S)
 mail_reads = [consts.get(c, c) for c in re.findall(r"optional\((?:auth::)?([A-Z_]+)\)", mail_body.group(0))] if mail_body else []
 if set(mail_reads) != {"STOREFRONT_MAIL_FROM", "STOREFRONT_ADMIN_EMAIL", "STOREFRONT_ALERTS_TO"}:
     sys.exit(f"could not read fn mail_settings of functions/lambda-host/src/lib.rs: {mail_reads}")
+# The functions that need no store read nothing (run_static_http).
+config_reads["StaticConfig"] = []
 for struct in ("HttpConfig", "JobsConfig", "RelayConfig", "SweepConfig", "ConsumerConfig", "ReportConfig"):
     body = re.search(r"impl " + struct + r" \{\n(.*?)\n\}\n", lambda_rs, re.S).group(1)
     for part in ("AwsConfig", "PaymentsConfig"):
@@ -113,10 +115,10 @@ if (not {"TABLE_NAME", "STOREFRONT_SECRET", "PRIVACY_QUEUE_URL", "ORDERS_QUEUE_U
         or not {"TABLE_NAME", "ORDERS_QUEUE_URL"} | payment_vars <= set(config_reads["SweepConfig"])
         or not payment_vars <= set(config_reads["HttpConfig"])):
     sys.exit(f"could not read the config consts of functions/lambda-host/src/lib.rs: {config_reads}")
-entries = {"run_http": "HttpConfig", "auth::run_account_http": "HttpConfig", "run_mcp_http": "HttpConfig", "run_jobs": "JobsConfig",
+entries = {"run_http": "HttpConfig", "auth::run_account_http": "HttpConfig", "run_mcp_http": "HttpConfig", "run_static_http": "StaticConfig", "run_jobs": "JobsConfig",
            "run_outbox_relay": "RelayConfig", "run_checkout_sweep": "SweepConfig",
            "run_order_events": "ConsumerConfig", "run_privacy": "ConsumerConfig", "run_sales_report": "ReportConfig"}
-http_entries = ("run_http", "auth::run_account_http", "run_mcp_http")
+http_entries = ("run_http", "auth::run_account_http", "run_mcp_http", "run_static_http")
 scheduled_entries = ("run_outbox_relay", "run_checkout_sweep", "run_sales_report")
 # The queue a consumer entry reads (its URL and its dead-letter queue's); the other consumer's are not its.
 consumer_queues = {"run_order_events": {"ORDERS_QUEUE_URL", "ORDERS_DEAD_LETTER_QUEUE_URL"},

@@ -11,15 +11,17 @@
 //! - `GET /docs/{file}`: 200 `docs.js`, `swagger-ui-bundle.js` or `swagger-ui.css`; 404 `not_found` for any
 //!   other name.
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::Path;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::{HeaderValue, header};
+use shared::http::ApiError;
 use shared::http::error::Problem;
-use shared::http::{ApiError, AppState};
 use shared::http::context::observed;
-use shared::ports::ItemStore;
+use shared::ports::{Clock, IdGen};
 
 /// The function's name in logs.
 pub const FUNCTION: &str = "docs";
@@ -84,19 +86,19 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     <Api as utoipa::OpenApi>::openapi()
 }
 
-/// The function's routes.
-pub fn router<S: ItemStore + Clone>(state: AppState<S>) -> Router {
+/// The function's routes. They need no store and no keys, only the clock and ids their request lines use.
+pub fn router(clock: Arc<dyn Clock>, ids: Arc<dyn IdGen>) -> Router {
     let routes = Router::new().route("/docs", get(page)).route("/docs/{file}", get(asset));
-    observed(routes, FUNCTION, state.clock.clone(), state.ids.clone())
+    observed(routes, FUNCTION, clock, ids)
 }
 
 /// The function's routes on a host that serves the page and its files as static assets before it routes
 /// anything (the Worker: `[assets]` in `wrangler.toml`). A request that still reaches them names no file of the
 /// page, so a `GET` is 404 `not_found` and any other method 405, as on the other hosts, in the function's own
 /// lines. Nothing here refers to the files, so they stay out of that host's binary.
-pub fn router_without_files<S: ItemStore + Clone>(state: AppState<S>) -> Router {
+pub fn router_without_files(clock: Arc<dyn Clock>, ids: Arc<dyn IdGen>) -> Router {
     let routes = Router::new().route("/docs", get(no_file)).route("/docs/{file}", get(no_file));
-    observed(routes, FUNCTION, state.clock.clone(), state.ids.clone())
+    observed(routes, FUNCTION, clock, ids)
 }
 
 async fn no_file() -> ApiError {

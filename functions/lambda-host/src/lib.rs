@@ -566,6 +566,25 @@ where
     serve_http(AuthSettings::default(), Argon2Settings::default(), router)
 }
 
+/// Runs an HTTP function that needs no store, no keys and no queue (the OpenAPI document and the docs page):
+/// serves `router(clock, ids)` through `lambda_http` as [`run_http`] does, with the same unrouted fallback,
+/// but reads no configuration and builds no SDK client, whose construction (the HTTPS client with its trust
+/// roots, the DynamoDB client with its endpoint partition table) is most of what a function's cold start
+/// adds to a hello-world's.
+///
+/// # Errors
+/// When the runtime stops with an error.
+pub fn run_static_http<F>(router: F) -> Result<(), Error>
+where
+    F: FnOnce(Arc<dyn Clock>, Arc<dyn IdGen>) -> axum::Router,
+{
+    init_logs();
+    runtime()?.block_on(async move {
+        let (clock, ids): (Arc<dyn Clock>, Arc<dyn IdGen>) = (Arc::new(SystemClock), Arc::new(UuidIds));
+        lambda_http::run(shared::http::context::with_unrouted(router(clock.clone(), ids.clone()), clock, ids)).await
+    })
+}
+
 /// The HTTP entries' one body; `router` also gets the allowed MCP origins (only the MCP function uses them).
 fn serve_http<F>(auth: AuthSettings, password: Argon2Settings, router: F) -> Result<(), Error>
 where

@@ -264,8 +264,8 @@ pub fn app_with(state: AppState<Store>, mcp_settings: mcp::McpSettings) -> Route
         .merge(orders::router(state.clone()))
         .merge(payments::router(state.clone()))
         .merge(reports::router(state.clone()))
-        .merge(openapi::router(state.clone()))
-        .merge(docs::router(state.clone()))
+        .merge(openapi::router(state.clock.clone(), state.ids.clone()))
+        .merge(docs::router(state.clock.clone(), state.ids.clone()))
         .merge(mcp::router_with(state, mcp_settings));
     shared::http::context::with_unrouted(routes, clock, ids)
         .layer(axum::middleware::from_fn(shared::http::extract::buffer_body))

@@ -14,9 +14,8 @@ use axum::Router;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::{HeaderValue, header};
-use shared::http::AppState;
 use shared::http::context::observed;
-use shared::ports::ItemStore;
+use shared::ports::{Clock, IdGen};
 
 /// The function's name in logs.
 pub const FUNCTION: &str = "openapi";
@@ -79,10 +78,10 @@ fn own_part() -> utoipa::openapi::OpenApi {
     <Api as utoipa::OpenApi>::openapi()
 }
 
-/// The function's routes.
-pub fn router<S: ItemStore + Clone>(state: AppState<S>) -> Router {
+/// The function's routes. They need no store and no keys, only the clock and ids their request lines use.
+pub fn router(clock: Arc<dyn Clock>, ids: Arc<dyn IdGen>) -> Router {
     let routes = Router::new().route(PATH, get(serve));
-    observed(routes, FUNCTION, state.clock.clone(), state.ids.clone())
+    observed(routes, FUNCTION, clock, ids)
 }
 
 #[cfg(test)]

@@ -91,8 +91,8 @@ fn routes(state: AppState<Store>, env: &Env, mcp_settings: mcp::McpSettings) -> 
         .merge(orders::router(state.clone()))
         .merge(payments::router(state.clone()))
         .merge(reports::router(state.clone()))
-        .merge(openapi::router(state.clone()))
-        .merge(docs::router_without_files(state.clone()))
+        .merge(openapi::router(state.clock.clone(), state.ids.clone()))
+        .merge(docs::router_without_files(state.clock.clone(), state.ids.clone()))
         .merge(mcp::router_with(state.clone(), mcp_settings));
     #[cfg(feature = "testkit")]
     let router = router.merge(crate::contract::router(state, env));
