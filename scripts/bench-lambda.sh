@@ -10,7 +10,8 @@
 # orders the orders queue's), since a queue URL adds an SQS client to its init. The checkout sweep gets an
 # EventBridge schedule event; it reads the unsettled orders on every invocation, so its DynamoDB endpoint is the
 # emulator's empty stand-in on 127.0.0.1 (see scripts/bench-lambda.py) and its invocation figures include that
-# one local round trip.
+# one local round trip. Every function runs with template.yaml's SMITHY_CLIENT_SDK_CUSTOM_PARTITION, pointed at the
+# layer's file in the repository, as deployed in the `aws` partition.
 #
 # A second table, from the same run, compares one real read: the `product` function's `GET /products/{id}` on
 # DynamoDB Local (seeded with the demo catalog by the function itself, `DEMO_SEED`), against the same read as a
@@ -124,6 +125,8 @@ declare -A spec=(
 specs=("hello-world=$release/hello-world")
 for name in $functions; do specs+=("${spec[$name]}"); done
 
+# As deployed (template.yaml's Globals): the SDK reads its endpoint partitions from the layer's file.
+partitions="$PWD/functions/lambda-host/layer/aws-partition.json"
 say "measuring: $cold cold starts and $warm warm invocations each"
 env -i PATH="$PATH" HOME="$HOME" \
   AWS_ACCESS_KEY_ID=storefrontlocal AWS_SECRET_ACCESS_KEY=storefrontlocal AWS_REGION=us-east-1 \
@@ -131,6 +134,7 @@ env -i PATH="$PATH" HOME="$HOME" \
   JOBS_QUEUE_URL=http://127.0.0.1:9/000000000000/jobs.fifo JOBS_DEAD_LETTER_QUEUE_URL=http://127.0.0.1:9/000000000000/jobs-dlq.fifo \
   AWS_LAMBDA_FUNCTION_NAME=bench AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128 AWS_LAMBDA_FUNCTION_VERSION='$LATEST' \
   AWS_LAMBDA_LOG_LEVEL=error TABLE_NAME=bench STOREFRONT_SECRET=bench-only-secret-bench-only-secret-0123 \
+  SMITHY_CLIENT_SDK_CUSTOM_PARTITION="$partitions" \
   python3 scripts/bench-lambda.py "$bench/event.json" "$cold" "$warm" "${specs[@]}" \
   | tee "$out"
 
@@ -157,7 +161,8 @@ dynamodb=$("${emulators[@]}" env | sed -n 's/^export AWS_ENDPOINT_URL_DYNAMODB=/
 read_env=(env -i PATH="$PATH" HOME="$HOME" AWS_ACCESS_KEY_ID=storefrontlocal AWS_SECRET_ACCESS_KEY=storefrontlocal AWS_REGION=us-east-1
   AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true AWS_ENDPOINT_URL_DYNAMODB="$dynamodb" AWS_ENDPOINT_URL_SQS=http://127.0.0.1:9
   AWS_LAMBDA_FUNCTION_NAME=bench AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128 AWS_LAMBDA_FUNCTION_VERSION='$LATEST'
-  AWS_LAMBDA_LOG_LEVEL=error TABLE_NAME=bench-read STOREFRONT_SECRET=bench-only-secret-bench-only-secret-0123)
+  AWS_LAMBDA_LOG_LEVEL=error TABLE_NAME=bench-read STOREFRONT_SECRET=bench-only-secret-bench-only-secret-0123
+  SMITHY_CLIENT_SDK_CUSTOM_PARTITION="$partitions")
 # The product function seeds its table with the demo catalog at init when asked (DEMO_SEED), then finds no Runtime
 # API on the closed port and stops: that is the whole seeding step.
 "${read_env[@]}" DEMO_SEED=true AWS_LAMBDA_RUNTIME_API=127.0.0.1:9 "$release/product" >/dev/null 2>&1 || true

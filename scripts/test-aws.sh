@@ -198,6 +198,17 @@ for parameter, value in zip(("Argon2MemoryKiB", "Argon2Iterations", "Argon2Paral
         problems.append(f"parameter {parameter}: its default must be the code's, {value.replace('_', '')}")
 write_actions = re.compile(r"dynamodb:(Put|Delete|Update|BatchWrite|TransactWrite|\*)")
 env_names = set(globals_fn.get("Environment", {}).get("Variables", {}))
+# The SDK's partition file: set from the layer's path in the `aws` partition only, and the layer on every function.
+partition_var = globals_fn.get("Environment", {}).get("Variables", {}).get("SMITHY_CLIENT_SDK_CUSTOM_PARTITION")
+partition_const = re.search(r'pub const AWS_PARTITION_FILE: &str = "([^"]+)";', lambda_rs)
+layer = resources.get("SdkPartitionLayer", {})
+layer_dir = pathlib.Path(layer.get("Properties", {}).get("ContentUri", "-"))
+if not partition_const or partition_var != {"Fn::If": ["InAwsPartition", partition_const.group(1), {"Ref": "AWS::NoValue"}]}:
+    problems.append(f"Globals: SMITHY_CLIENT_SDK_CUSTOM_PARTITION must be lambda_host::AWS_PARTITION_FILE in the aws partition only, not {partition_var}")
+elif not (layer_dir / pathlib.PurePosixPath(partition_const.group(1)).name).is_file() or not partition_const.group(1).startswith("/opt/"):
+    problems.append(f"SdkPartitionLayer: {layer_dir} must hold {partition_const.group(1)} (a layer's files are under /opt)")
+if globals_fn.get("Layers") != [{"Ref": "SdkPartitionLayer"}]:
+    problems.append(f"Globals: every function needs the layer SdkPartitionLayer, not {globals_fn.get('Layers')}")
 topic_queue_resources = {}
 for name, function in functions.items():
     props = function["Properties"]
@@ -255,7 +266,8 @@ for name, function in functions.items():
         # Lambda itself sets AWS_*; DEMO_SEED is for local runs only.
         if not value.startswith("AWS_") and value != "DEMO_SEED" and value not in names:
             problems.append(f"{name}: lambda_host reads {value} for it, which the template does not set")
-    for value in names - set(read) - {"AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH"}:
+    # lambda_http reads the first, the AWS SDK the second.
+    for value in names - set(read) - {"AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH", "SMITHY_CLIENT_SDK_CUSTOM_PARTITION"}:
         problems.append(f"{name}: the template sets {value}, which the function never reads")
     statements = [s for p in props.get("Policies", []) if isinstance(p, dict) for s in p.get("Statement", [])]
     actions = [a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
@@ -461,6 +473,7 @@ AWS_EC2_METADATA_DISABLED=true
 AWS_ENDPOINT_URL_DYNAMODB=$AWS_ENDPOINT_URL_DYNAMODB
 AWS_ENDPOINT_URL_SQS=$AWS_ENDPOINT_URL_SQS
 AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH=true
+SMITHY_CLIENT_SDK_CUSTOM_PARTITION=$PWD/functions/lambda-host/layer/aws-partition.json
 AWS_LAMBDA_LOG_LEVEL=info
 STOREFRONT_SWEEP_GRACE_SECS=1
 STOREFRONT_FAULT_POISON_ORDERS=poison-

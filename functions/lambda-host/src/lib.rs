@@ -117,6 +117,17 @@ pub const STOREFRONT_FAULT_CRASH_ORDERS: &str = "STOREFRONT_FAULT_CRASH_ORDERS";
 /// Test fault, read by debug builds only: events of orders whose id starts with this always fail.
 pub const STOREFRONT_FAULT_POISON_ORDERS: &str = "STOREFRONT_FAULT_POISON_ORDERS";
 
+/// The AWS SDK's own setting (every SDK crate reads it, once, when its first client is built): a file of endpoint
+/// partitions to use instead of the SDK's compiled-in ones. Each SDK crate otherwise parses its copy of all eight
+/// partitions (JSON, and a regular expression compiled per partition) at every cold start, about 0.36 million
+/// instructions per SDK client, a quarter of a function's init. `template.yaml` points it, in the `aws`
+/// partition only, at [`AWS_PARTITION_FILE`] as its layer installs it; nothing in this crate reads it.
+pub const SMITHY_CLIENT_SDK_CUSTOM_PARTITION: &str = "SMITHY_CLIENT_SDK_CUSTOM_PARTITION";
+/// Where the partition layer (`functions/lambda-host/layer`, `SdkPartitionLayer` in `template.yaml`) puts the `aws`
+/// partition, alone and without its list of regions, which only named them: every region of the partition matches
+/// its `regionRegex`, and a test checks that every SDK crate resolves the same endpoints from it as from its own data.
+pub const AWS_PARTITION_FILE: &str = "/opt/aws-partition.json";
+
 /// The most outbox events one run of the relay publishes: at a few milliseconds each, a run stays well inside
 /// the function's timeout, and a backlog larger than this is worked off over the next scheduled runs.
 pub const RELAY_MAX_PER_RUN: usize = 500;
@@ -1118,6 +1129,80 @@ mod tests {
 
     async fn generic_job(delivery: Delivery) -> Outcome {
         shared::jobs::handle(&delivery).await
+    }
+
+    /// The regions of the `aws` partition the partition test resolves, one per prefix of its `regionRegex` and the
+    /// newest ones, and `aws-global`, which the SDK's data lists by name.
+    const AWS_REGIONS: [&str; 14] = [
+        "us-east-1", "us-west-2", "eu-west-1", "eu-central-2", "ap-southeast-5", "ap-east-2", "ap-northeast-3", "sa-east-1", "ca-west-1",
+        "me-central-1", "af-south-1", "il-central-1", "mx-central-1", "aws-global",
+    ];
+    /// Regions of other partitions, where the trimmed file must not be used (the template sets it only in `aws`).
+    const OTHER_REGIONS: [&str; 3] = ["cn-north-1", "us-gov-west-1", "eusc-de-east-1"];
+    const PRINT_ENDPOINTS: &str = "tests::endpoints_of_every_sdk_client";
+
+    /// Not a test of its own: the child process of the partition test below, which runs it with and without
+    /// [`SMITHY_CLIENT_SDK_CUSTOM_PARTITION`] (each SDK crate reads that once per process). Prints one line per
+    /// SDK crate, region and FIPS/dual-stack combination: the endpoint each resolves, or its error.
+    #[tokio::test]
+    #[ignore = "run by the_aws_partition_file_resolves_every_aws_region_as_the_sdks_own_data_does"]
+    async fn endpoints_of_every_sdk_client() {
+        use aws_sdk_dynamodb::config::endpoint::ResolveEndpoint as _;
+        use aws_sdk_sesv2::config::endpoint::ResolveEndpoint as _;
+        use aws_sdk_sqs::config::endpoint::ResolveEndpoint as _;
+        fn line(service: &str, region: &str, fips: bool, dual: bool, resolved: Result<aws_sdk_dynamodb::config::endpoint::Endpoint, impl std::fmt::Display>) {
+            match resolved {
+                Ok(endpoint) => println!("endpoint {service} {region} fips={fips} dual={dual} {}", endpoint.url()),
+                Err(error) => println!("endpoint {service} {region} fips={fips} dual={dual} error {error}"),
+            }
+        }
+        for region in AWS_REGIONS.iter().chain(&OTHER_REGIONS) {
+            for (fips, dual) in [(false, false), (true, false), (false, true), (true, true)] {
+                let params = ok(aws_sdk_dynamodb::config::endpoint::Params::builder().region(*region).use_fips(fips).use_dual_stack(dual).build());
+                line("dynamodb", region, fips, dual, aws_sdk_dynamodb::config::endpoint::DefaultResolver::new().resolve_endpoint(&params).await);
+                let params = ok(aws_sdk_sqs::config::endpoint::Params::builder().region(*region).use_fips(fips).use_dual_stack(dual).build());
+                line("sqs", region, fips, dual, aws_sdk_sqs::config::endpoint::DefaultResolver::new().resolve_endpoint(&params).await);
+                let params = ok(aws_sdk_sesv2::config::endpoint::Params::builder().region(*region).use_fips(fips).use_dual_stack(dual).build());
+                line("sesv2", region, fips, dual, aws_sdk_sesv2::config::endpoint::DefaultResolver::new().resolve_endpoint(&params).await);
+            }
+        }
+    }
+
+    /// The endpoints the child test prints, by region, resolved with `partitions` as the SDK's partition file (or
+    /// with the SDK's own data).
+    fn endpoints(partitions: Option<&str>) -> std::collections::BTreeMap<String, Vec<String>> {
+        let mut command = std::process::Command::new(ok(std::env::current_exe()));
+        command.args(["--ignored", "--exact", PRINT_ENDPOINTS, "--nocapture", "--test-threads=1"]).env_remove(SMITHY_CLIENT_SDK_CUSTOM_PARTITION);
+        if let Some(file) = partitions {
+            command.env(SMITHY_CLIENT_SDK_CUSTOM_PARTITION, file);
+        }
+        let output = ok(command.output());
+        assert!(output.status.success(), "the child test failed: {}", String::from_utf8_lossy(&output.stderr));
+        let mut by_region = std::collections::BTreeMap::<String, Vec<String>>::new();
+        for line in String::from_utf8_lossy(&output.stdout).lines().filter_map(|line| line.split_once("endpoint ").map(|(_, rest)| rest)) {
+            let region = line.split(' ').nth(1).unwrap_or_default().to_owned();
+            by_region.entry(region).or_default().push(line.to_owned());
+        }
+        by_region
+    }
+
+    #[test]
+    fn the_aws_partition_file_resolves_every_aws_region_as_the_sdks_own_data_does() {
+        let file = concat!(env!("CARGO_MANIFEST_DIR"), "/layer/aws-partition.json");
+        assert_eq!(AWS_PARTITION_FILE.rsplit('/').next(), file.rsplit('/').next(), "the layer's file is not the one the template names");
+        let sdk = endpoints(None);
+        let trimmed = endpoints(Some(file));
+        for region in AWS_REGIONS {
+            // Three SDK crates, four FIPS/dual-stack combinations each (libtest may print its own words before the first).
+            assert_eq!(sdk.get(region).map(Vec::len), Some(12), "{region}: {sdk:?}");
+            assert_eq!(trimmed.get(region), sdk.get(region), "{region} resolves differently with the layer's file");
+        }
+        assert!(sdk["us-east-1"].iter().any(|line| line.ends_with(" https://dynamodb.us-east-1.amazonaws.com")), "{:?}", sdk["us-east-1"]);
+        // Outside the `aws` partition the file would be wrong, which is why the template sets it only inside.
+        for region in OTHER_REGIONS {
+            assert_eq!(sdk.get(region).map(Vec::len), Some(12), "{region}: {sdk:?}");
+            assert_ne!(trimmed.get(region), sdk.get(region), "{region} resolves alike with the layer's file");
+        }
     }
 
     /// The Mozilla roots whose subject names an AWS root, as PEM, in the order `webpki-root-certs` lists them.
