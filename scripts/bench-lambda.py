@@ -10,9 +10,8 @@ every call with an empty result, for a function whose every invocation reads the
 invocation figures then include one local round trip.
 
 For every binary and every cold start (round-robin over the binaries) it starts the process with AWS_LAMBDA_RUNTIME_API pointing here and
-measures: init (process start to the moment the Runtime API accepts its first connection, which `lambda_runtime`
-opens to ask for its first event: timed at `accept`, in the server's one thread, so that parsing the request and
-starting a handler thread in Python are not counted), the first invocation (event handed out to
+measures: init (from just before `posix_spawn` to the moment the Runtime API accepts the first connection, which
+`lambda_runtime` opens to ask for its first event), the first invocation (event handed out to
 response received) and warm invocations (the same, after the first), the peak resident memory (VmHWM) and
 the binary's size (a script, such as the Python comparison's, has none). Medians over the cold starts; the
 cold total is init plus the first invocation, per cold start. Ratios are to the first binary named. Standard library only; it serves nothing but 127.0.0.1.
@@ -22,7 +21,9 @@ import http.server
 import json
 import os
 import statistics
-import subprocess
+import select
+import signal
+import tempfile
 import sys
 import threading
 import time
@@ -34,16 +35,8 @@ class Emulator(http.server.ThreadingHTTPServer):
         self.event = event
         self.lock = threading.Condition()
         self.next_times = []
-        self.accept_times = []
         self.responses = []
         self.queue = []
-
-    def get_request(self):
-        connection = super().get_request()
-        with self.lock:
-            self.accept_times.append(time.perf_counter())
-            self.lock.notify_all()
-        return connection
 
     def handle_error(self, request, client_address):
         # A process stopped at the end of its run drops its kept-alive connection: that is not an error.
@@ -137,24 +130,55 @@ def peak_kib(pid):
     return 0
 
 
+# How long the machine rests before each cold start (BENCH_REST_MS, default 50). On this machine's virtual CPUs a
+# process started after 10 ms or more of idleness reaches its first `next` some 0.6 ms later than one started
+# while the CPUs are busy, every binary alike: the CPUs wake up. A fixed rest makes every cold start meet the same
+# state, a machine at rest when the request arrives; BENCH_REST_MS=0 measures them back to back instead (the
+# smaller figures, and the larger ratios).
+REST_SECONDS = int(os.environ.get("BENCH_REST_MS", "50")) / 1000
+
+
+def spawn(binary, env, stderr):
+    """Starts `binary` with stdout discarded and stderr into the file `stderr`; returns its pid.
+
+    `posix_spawn` (a vfork and an exec) rather than `subprocess.Popen`, whose fork of this Python process and
+    handshake over a pipe cost tenths of a millisecond that no binary's init has: they made every init look longer
+    by the same amount, which pulled every ratio towards 1."""
+    with open(os.devnull, "wb") as devnull:
+        return os.posix_spawn(binary, [binary], env, file_actions=[
+            (os.POSIX_SPAWN_DUP2, devnull.fileno(), 1),
+            (os.POSIX_SPAWN_DUP2, stderr.fileno(), 2),
+        ])
+
+
+def exited(pid):
+    return os.waitpid(pid, os.WNOHANG)[0] != 0
+
+
 def run_once(binary, event, warm, env):
     # BENCH_EXPECT_STATUS: every response must be an HTTP answer with this status (a real read, not a 404).
     expected_status = env.get("BENCH_EXPECT_STATUS")
     server = Emulator(event)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     child_env = dict(env, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{server.server_address[1]}")
-    started = time.perf_counter()
-    process = subprocess.Popen([binary], env=child_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stderr = tempfile.TemporaryFile()
+    pid = None
     try:
-        deadline = time.time() + 30
-        with server.lock:
-            # Waiting on the condition (not polling) leaves the server thread the interpreter when the process connects.
-            while not server.accept_times:
-                if process.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"{binary} never asked for an event: {process.stderr.read().decode()[-2000:]}")
-                server.lock.wait(timeout=0.05)
-            init = server.accept_times[0] - started
+        time.sleep(REST_SECONDS)
+        # The first connection is accepted here, on this thread, blocked in `select` until it arrives, as the Runtime
+        # API, a process of its own, would. Accepted by the HTTP server's own thread instead, it was stamped only once
+        # that thread had woken up and taken the interpreter: about 0.7 ms later, the same for every binary.
+        started = time.perf_counter()
+        pid = spawn(binary, child_env, stderr)
+        deadline = started + 30
+        while not select.select([server.socket], [], [], 0.05)[0]:
+            if exited(pid) or time.perf_counter() > deadline:
+                stderr.seek(0)
+                raise RuntimeError(f"{binary} never asked for an event: {stderr.read().decode(errors='replace')[-2000:]}")
+        connection, address = server.socket.accept()
+        init = time.perf_counter() - started
+        # From here the HTTP server serves that connection on a thread of its own. `lambda_runtime` keeps it alive
+        # for every later request; a second connection would wait unanswered and fail the run loudly.
+        server.process_request(connection, address)
         durations = []
         for index in range(1 + warm):
             server.hand_out(1)
@@ -168,13 +192,20 @@ def run_once(binary, event, warm, env):
             if expected_status and json.loads(payload).get("statusCode") != int(expected_status):
                 raise RuntimeError(f"{binary} answered {payload[:500]!r}, not status {expected_status}")
             durations.append(duration)
-        peak = peak_kib(process.pid)
+        peak = peak_kib(pid)
         return init, durations[0], statistics.median(durations[1:]) if warm else 0.0, peak
     finally:
-        process.kill()
-        process.wait()
-        server.shutdown()
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
         server.server_close()
+        stderr.close()
 
 
 def main():

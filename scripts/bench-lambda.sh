@@ -18,7 +18,8 @@
 # Python 3 function on boto3 (scripts/bench/python_product.py) run by the AWS Lambda Python runtime interface client
 # (`awslambdaric` from PyPI), with the ratio of their cold totals (init plus first invocation).
 #
-# BENCH_FUNCTIONS (space-separated names, default all) limits the first table to some functions, for a quicker run.
+# BENCH_FUNCTIONS (space-separated names, default all) limits the first table to some functions, for a quicker run;
+# BENCH_REST_MS (default 50) is how long the machine rests before each cold start (scripts/bench-lambda.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
