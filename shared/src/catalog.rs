@@ -51,12 +51,16 @@ pub const INDEX_FORMAT: u64 = 1;
 pub const MAX_SHARD_BYTES: usize = 380_000;
 /// How many products [`Catalog::import`] writes in one transaction (two items each; DynamoDB allows 100).
 pub const IMPORT_BATCH: usize = 40;
-/// How many times a write retries when another catalog write moved the index head first.
-const WRITE_ATTEMPTS: usize = 16;
+/// How many times a write tries when other catalog writes keep moving the index head first.
+const WRITE_ATTEMPTS: usize = 32;
 /// The longest pause before the first retry of a write that lost the index head; it doubles with each retry.
 const RETRY_BASE: Duration = Duration::from_millis(10);
-/// The longest pause before any retry. With [`WRITE_ATTEMPTS`] tries the pauses add up to at most 2.8 s (half
-/// that on average), so a burst of concurrent writes spreads out instead of colliding again in step.
+/// The longest pause before any retry. With [`WRITE_ATTEMPTS`] tries the pauses add up to at most 6.8 s (half
+/// that on average), so a burst of concurrent writes spreads out instead of colliding again in step, and a
+/// write that keeps losing outlasts the burst rather than giving up inside it: the head commits about one
+/// write per store round trip, and sixteen writers drained a burst of 48 in 1.2 to 2.6 s on DynamoDB Local
+/// (`adapters::dynamodb::tests::a_burst_of_concurrent_product_writes_all_land_in_the_index` prints it). It stays
+/// well inside API Gateway's 29 seconds.
 const RETRY_CAP: Duration = Duration::from_millis(250);
 const STORE_PAGE: usize = 1000;
 const PRODUCT_SK: &str = "PRODUCT";
@@ -315,19 +319,25 @@ impl<S: ItemStore> Catalog<S> {
     async fn write_with_index(&self, id: &ProductId, record: Option<Record>, writes: Vec<Write>) -> Result<(), StoreError> {
         let shard_number = shard_of(id);
         for attempt in 0..WRITE_ATTEMPTS {
-            let head_item = match self.store.get(&head_key()).await? {
-                Some(item) => item,
-                None => {
-                    self.rebuild_index().await.map_err(|error| StoreError::Internal(anyhow::anyhow!("{error}")))?;
-                    continue;
+            // The head and the shard in one read: the fewer round trips between reading the head and committing,
+            // the fewer concurrent writes move it in between and make this try lose.
+            let (mut head_item, mut shard_item) = (None, None);
+            for item in self.store.get_many(&[head_key(), shard_key(shard_number)]).await? {
+                if item.key == head_key() {
+                    head_item = Some(item);
+                } else {
+                    shard_item = Some(item);
                 }
+            }
+            let Some(head_item) = head_item else {
+                self.rebuild_index().await.map_err(|error| StoreError::Internal(anyhow::anyhow!("{error}")))?;
+                continue;
             };
             let head: Head = decode(&head_item).map_err(StoreError::Internal)?;
             if head.format != INDEX_FORMAT || head.shards.len() != SHARDS {
                 self.rebuild_index().await.map_err(|error| StoreError::Internal(anyhow::anyhow!("{error}")))?;
                 continue;
             }
-            let shard_item = self.store.get(&shard_key(shard_number)).await?;
             let (shard_version, mut shard) = match &shard_item {
                 Some(item) => (item.version, decode::<Shard>(item).map_err(StoreError::Internal)?),
                 None => (0, Shard::default()),
@@ -870,7 +880,7 @@ mod tests {
         let pauses = pauses.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
         assert_eq!(pauses.len(), WRITE_ATTEMPTS - 1, "{pauses:?}");
         let total: Duration = pauses.iter().sum();
-        assert!(total <= Duration::from_millis(2_810), "the pauses add up to {total:?}");
+        assert!(total <= Duration::from_millis(6_810), "the pauses add up to {total:?}");
     }
 
     fn fields(sku: &str, name: &str, category: &str, price: i64) -> NewProduct {
