@@ -124,6 +124,25 @@ PY
 ) || fail "wrangler.toml's cron schedules do not match RELAY_CRON, HOUSEKEEPING_CRON and REPORT_CRON in functions/worker-host/src/config.rs"
 read -r RELAY_CRON_QUERY HOUSEKEEPING_CRON_QUERY REPORT_CRON_QUERY <<< "$CRONS"
 
+# [assets] run_worker_first sends the API's paths straight to the Worker, past the static-asset lookup. Every path
+# the running Worker documents in /openapi.json (and /mcp) must match one of its patterns, so no new route pays the
+# lookup or can be shadowed by a file; the docs page and its files must match none, so that they stay assets
+# first with the Worker behind them (it answers a file the assets lack with a problem document). A pattern's `*`
+# matches anything, slashes included, and a pattern matches the whole path (as wrangler's asset router reads them).
+curl -sS --fail --max-time 10 -o "$RUN_DIR/openapi.json" "$BASE/openapi.json" || fail "GET /openapi.json failed"
+python3 - "$ROOT/wrangler.toml" "$RUN_DIR/openapi.json" <<'PY' || fail "wrangler.toml's [assets] run_worker_first does not cover exactly the API's routes"
+import json, re, sys, tomllib
+patterns = tomllib.load(open(sys.argv[1], "rb"))["assets"]["run_worker_first"]
+def worker_first(path):
+    return any(re.fullmatch(".*".join(map(re.escape, pattern.split("*"))), path) for pattern in patterns)
+paths = [re.sub(r"\{[^}]+\}", "x", path) for path in json.load(open(sys.argv[2]))["paths"]] + ["/mcp", "/openapi.json"]
+missing = [path for path in paths if not path.startswith("/docs") and not worker_first(path)]
+docs = [path for path in ("/docs", "/docs/", "/docs/docs.js", "/docs.html") if worker_first(path)]
+if missing or docs:
+    sys.exit(f"run_worker_first {patterns}: API paths it misses {missing}; docs paths it takes {docs}")
+print(f"run_worker_first: {len(patterns)} patterns cover the {len(paths) - sum(p.startswith('/docs') for p in paths)} API paths and none of the docs page")
+PY
+
 log "seeding the demo catalog through the housekeeping cron trigger"
 curl -sS --fail --max-time 300 "$BASE/__scheduled?cron=$HOUSEKEEPING_CRON_QUERY" > "$RUN_DIR/scheduled.txt" \
   || { tail -50 "$RUN_DIR/wrangler.log" >&2; fail "the scheduled event failed"; }
