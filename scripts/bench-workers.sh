@@ -36,7 +36,11 @@
 # (WRANGLER_SEND_METRICS=false); every request of the benchmark goes to 127.0.0.1.
 #
 # Writes a markdown section to stdout and to ${1:-target/bench-workers.md} (git ignores target/).
-# BENCH_SAMPLES (default 500) and BENCH_WARMUP (default 50) tune the run.
+# BENCH_SAMPLES (default 500) and BENCH_WARMUP (default 50) tune the run. BENCH_STREAK (default 1) sends that many
+# requests in a row to one Worker before the other's turn: what a Worker does after its response (the Storefront
+# writes its request line then, and under `wrangler dev` each `console.log` goes out through the runtime's inspector
+# to wrangler, about a millisecond of the machine's time) lands on whichever request comes next, which with a streak
+# of 1 is mostly the other Worker's; with a longer streak each Worker bears its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -45,8 +49,10 @@ out="${1:-target/bench-workers.md}"
 mkdir -p "$(dirname "$out")"
 samples="${BENCH_SAMPLES:-500}"
 warmup="${BENCH_WARMUP:-50}"
+streak="${BENCH_STREAK:-1}"
 release="$PWD/target/worker-host/release"
-[[ "$samples" =~ ^[1-9][0-9]*$ && "$warmup" =~ ^[0-9]+$ ]] || die "BENCH_SAMPLES and BENCH_WARMUP must be whole numbers"
+[[ "$samples" =~ ^[1-9][0-9]*$ && "$warmup" =~ ^[0-9]+$ && "$streak" =~ ^[1-9][0-9]*$ ]] || die "BENCH_SAMPLES, BENCH_WARMUP and BENCH_STREAK must be whole numbers"
+(( samples % streak == 0 )) || die "BENCH_SAMPLES ($samples) must be a multiple of BENCH_STREAK ($streak)"
 
 for tool in python3 curl gzip awk setsid; do
   command -v "$tool" >/dev/null || die "$tool not found: the benchmark needs it"
@@ -151,10 +157,10 @@ curl -sS --fail --max-time 300 -o /dev/null "http://127.0.0.1:$storefront_port/_
 say "measuring: $warmup warm-up rounds, then $samples samples per cell, alternating Storefront and Hono"
 # Anything else busy on the machine shows in the figures; the load average before and after is reported with them.
 load_before=$(cut -d' ' -f1 /proc/loadavg)
-python3 - "$storefront_port" "$hono_port" "$samples" "$warmup" >"$run/table.md" <<'EOF' || { show_logs; die "the measurement failed"; }
+python3 - "$storefront_port" "$hono_port" "$samples" "$warmup" "$streak" >"$run/table.md" <<'EOF' || { show_logs; die "the measurement failed"; }
 import http.client, json, math, sys, time, urllib.parse
 
-storefront_port, hono_port, samples, warmup = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+storefront_port, hono_port, samples, warmup, streak = (int(argument) for argument in sys.argv[1:6])
 
 
 def fail(message):
@@ -243,24 +249,25 @@ times = {(row, client.name): [] for row in rows for client in (storefront, hono)
 
 
 def round_trip(index, record):
-    """One round: each row's request to both Workers, request by request; who goes first swaps every round."""
+    """One round: each row's requests to both Workers, `streak` in a row to each; who goes first swaps every round."""
     order = (storefront, hono) if index % 2 == 0 else (hono, storefront)
-    product_id = ids[index % len(ids)]
     for row in rows:
         for client in order:
-            if row == "product":
-                path, check = f"/products/{product_id}", check_product(client, product_id)
-            else:
-                path, check = "/bench/not-a-route", check_not_found(client, "/bench/not-a-route")
-            status, headers, body, elapsed_ms = client.get(path)
-            check(status, headers, body)
-            if record:
-                times[(row, client.name)].append(elapsed_ms)
+            for turn in range(streak):
+                product_id = ids[(index * streak + turn) % len(ids)]
+                if row == "product":
+                    path, check = f"/products/{product_id}", check_product(client, product_id)
+                else:
+                    path, check = "/bench/not-a-route", check_not_found(client, "/bench/not-a-route")
+                status, headers, body, elapsed_ms = client.get(path)
+                check(status, headers, body)
+                if record:
+                    times[(row, client.name)].append(elapsed_ms)
 
 
 for index in range(warmup):
     round_trip(index, record=False)
-for index in range(samples):
+for index in range(samples // streak):
     round_trip(warmup + index, record=True)
 
 
@@ -282,7 +289,7 @@ for row in rows:
     print(f"| {labels[row]} | {p50s[0]:.2f} | {p99s[0]:.2f} | {p50s[1]:.2f} | {p99s[1]:.2f} | {p50s[0] / p50s[1]:.2f} | {p99s[0] / p99s[1]:.2f} |")
 print()
 checked = sum(len(values) for values in times.values())
-print(f"All {checked} timed responses (and {warmup * len(rows) * 2} warm-up ones) were the status and body asked for; "
+print(f"All {checked} timed responses (and {warmup * streak * len(rows) * 2} warm-up ones) were the status and body asked for; "
       f"connections opened: Storefront {storefront.opened}, Hono {hono.opened}.")
 EOF
 
@@ -297,7 +304,7 @@ wrangler_version=$("$WRANGLER_BIN" --version 2>/dev/null | tail -n1)
   echo "## Workers: the release Storefront Worker (Rust) against a Hono Worker (JavaScript) on one D1 database"
   echo
   echo "wrangler $wrangler_version (workerd $workerd_version) on Node $node_version, hono $HONO_VERSION; both Workers under \`wrangler dev\` on 127.0.0.1 with one \`--persist-to\` folder (one D1 SQLite file); $(nproc) CPUs; $(date -u '+%Y-%m-%d %H:%M UTC')."
-  echo "Requests alternate between the Workers request by request over one keep-alive connection each, after $warmup warm-up rounds; $samples samples per cell."
+  echo "Requests alternate between the Workers $streak at a time (BENCH_STREAK) over one keep-alive connection each, after $warmup warm-up rounds; $samples samples per cell."
   echo "One-minute load average before the measurement $load_before, after it $load_after."
   echo
   cat "$run/table.md"
