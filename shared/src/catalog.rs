@@ -318,12 +318,13 @@ impl<S: ItemStore> Catalog<S> {
     /// product's own writes is returned with its index in `writes`, for the caller to name.
     async fn write_with_index(&self, id: &ProductId, record: Option<Record>, writes: Vec<Write>) -> Result<(), StoreError> {
         let shard_number = shard_of(id);
+        // The head and the shard in one read: the fewer round trips between reading the head and committing, the
+        // fewer concurrent writes move it in between and make this try lose.
+        let keys = [head_key(), shard_key(shard_number)];
         for attempt in 0..WRITE_ATTEMPTS {
-            // The head and the shard in one read: the fewer round trips between reading the head and committing,
-            // the fewer concurrent writes move it in between and make this try lose.
             let (mut head_item, mut shard_item) = (None, None);
-            for item in self.store.get_many(&[head_key(), shard_key(shard_number)]).await? {
-                if item.key == head_key() {
+            for item in self.store.get_many(&keys).await? {
+                if item.key == keys[0] {
                     head_item = Some(item);
                 } else {
                     shard_item = Some(item);
