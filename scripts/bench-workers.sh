@@ -38,9 +38,18 @@
 # Writes a markdown section to stdout and to ${1:-target/bench-workers.md} (git ignores target/).
 # BENCH_SAMPLES (default 500) and BENCH_WARMUP (default 50) tune the run. BENCH_STREAK (default 1) sends that many
 # requests in a row to one Worker before the other's turn: what a Worker does after its response (the Storefront
-# writes its request line then, and under `wrangler dev` each `console.log` goes out through the runtime's inspector
-# to wrangler, about a millisecond of the machine's time) lands on whichever request comes next, which with a streak
-# of 1 is mostly the other Worker's; with a longer streak each Worker bears its own.
+# writes its request line then, and under `wrangler dev` each console call is a line workerd writes to wrangler,
+# which parses it: some 0.15 ms of the machine's time, whatever the line's length) lands on whichever request comes
+# next, which with a streak of 1 is often the other Worker's; with a longer streak each Worker bears its own.
+#
+# wrangler's DevTools inspector is detached from both Workers (BENCH_INSPECTOR=0, the default), as in production,
+# where nothing inspects a Worker. Attached (`wrangler dev`'s default, BENCH_INSPECTOR=1), it makes every console
+# call of a Worker a DevTools protocol message to wrangler too, on top of the log line workerd writes to wrangler
+# anyway: one such call per request (the Storefront's request line) took its `GET /products/{id}` p50 from
+# 1.12-1.19x to 1.44x Hono's (who logs nothing) with BENCH_STREAK=25. The switch is the one wrangler and Miniflare read
+# to leave the inspector to VS Code's JavaScript debugger (VSCODE_INSPECTOR_OPTIONS, set here with no debugger
+# behind it, NODE_OPTIONS unset); after each start the script checks that the inspector port is closed (or, with
+# BENCH_INSPECTOR=1, open), so a wrangler that stopped honouring it fails the run instead of measuring the other way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -50,8 +59,10 @@ mkdir -p "$(dirname "$out")"
 samples="${BENCH_SAMPLES:-500}"
 warmup="${BENCH_WARMUP:-50}"
 streak="${BENCH_STREAK:-1}"
+inspector="${BENCH_INSPECTOR:-0}"
 release="$PWD/target/worker-host/release"
 [[ "$samples" =~ ^[1-9][0-9]*$ && "$warmup" =~ ^[0-9]+$ && "$streak" =~ ^[1-9][0-9]*$ ]] || die "BENCH_SAMPLES, BENCH_WARMUP and BENCH_STREAK must be whole numbers"
+[[ "$inspector" == 0 || "$inspector" == 1 ]] || die "BENCH_INSPECTOR must be 0 (detached, the default) or 1 (attached)"
 (( samples % streak == 0 )) || die "BENCH_SAMPLES ($samples) must be a multiple of BENCH_STREAK ($streak)"
 
 for tool in python3 curl gzip awk setsid; do
@@ -82,6 +93,12 @@ source "$STOREFRONT_TOOLS/workers-env.sh"
 export XDG_CONFIG_HOME="$run/xdg" WRANGLER_SEND_METRICS=false WRANGLER_LOG_PATH="$run/wrangler-logs" \
   CLOUDFLARE_CF_FETCH_ENABLED=false NO_COLOR=1 FORCE_COLOR=0
 mkdir -p "$XDG_CONFIG_HOME" "$WRANGLER_LOG_PATH"
+unset NODE_OPTIONS
+if [[ "$inspector" == 0 ]]; then
+  export VSCODE_INSPECTOR_OPTIONS='{}'
+else
+  unset VSCODE_INSPECTOR_OPTIONS
+fi
 
 hono_modules=$(hono_node_modules)
 
@@ -120,17 +137,24 @@ show_logs() {
 # milliseconds from its start to the first 200 of GET /health. Not run in a subshell, so that `groups` keeps the pid.
 first_200_ms=""
 start_worker() {
-  local name=$1 port=$2 started_ns status
+  local name=$1 port=$2 started_ns status inspector_port
   shift 2
+  inspector_port=$(free_port)
+  [[ "$inspector_port" != "$port" ]] || inspector_port=$(free_port)
   started_ns=$(date +%s%N)
   (cd "$run/$name" && exec setsid "$WRANGLER_BIN" dev --config "$run/$name/wrangler.toml" --ip 127.0.0.1 --port "$port" \
-    --inspector-ip 127.0.0.1 --inspector-port "$(free_port)" --persist-to "$state" --test-scheduled \
+    --inspector-ip 127.0.0.1 --inspector-port "$inspector_port" --persist-to "$state" --test-scheduled \
     --show-interactive-dev-session=false --log-level warn "$@") >"$run/$name.log" 2>&1 &
   groups+=($!)
   for _ in $(seq 2400); do
     status=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$port/health" || true)
     if [[ "$status" == "200" ]]; then
       first_200_ms=$(( ($(date +%s%N) - started_ns) / 1000000 ))
+      if curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$inspector_port/json/version"; then
+        [[ "$inspector" == 1 ]] || die "the $name Worker's inspector answers on 127.0.0.1:$inspector_port although BENCH_INSPECTOR=0 detaches it"
+      else
+        [[ "$inspector" == 0 ]] || die "the $name Worker's inspector does not answer on 127.0.0.1:$inspector_port although BENCH_INSPECTOR=1"
+      fi
       return 0
     fi
     kill -0 "${groups[-1]}" 2>/dev/null || { show_logs; die "wrangler dev for the $name Worker exited"; }
@@ -304,6 +328,11 @@ wrangler_version=$("$WRANGLER_BIN" --version 2>/dev/null | tail -n1)
   echo "## Workers: the release Storefront Worker (Rust) against a Hono Worker (JavaScript) on one D1 database"
   echo
   echo "wrangler $wrangler_version (workerd $workerd_version) on Node $node_version, hono $HONO_VERSION; both Workers under \`wrangler dev\` on 127.0.0.1 with one \`--persist-to\` folder (one D1 SQLite file); $(nproc) CPUs; $(date -u '+%Y-%m-%d %H:%M UTC')."
+  if [[ "$inspector" == 0 ]]; then
+    echo "wrangler's DevTools inspector detached from both Workers, as nothing inspects a Worker in production (BENCH_INSPECTOR=0; each Worker's console output still goes to wrangler, as workerd's structured log lines)."
+  else
+    echo "wrangler's DevTools inspector attached to both Workers (BENCH_INSPECTOR=1): every console call is a DevTools protocol message to wrangler too."
+  fi
   echo "Requests alternate between the Workers $streak at a time (BENCH_STREAK) over one keep-alive connection each, after $warmup warm-up rounds; $samples samples per cell."
   echo "One-minute load average before the measurement $load_before, after it $load_after."
   echo

@@ -605,7 +605,7 @@ log "checking the Worker's structured logs in wrangler's output"
 sleep 1  # wrangler prints the Worker's console output asynchronously
 python3 - "$RUN_DIR/wrangler.log" <<'PY' || { tail -40 "$RUN_DIR/wrangler.log" >&2; fail "the Worker's JSON log lines are missing"; }
 import json, sys
-# wrangler prints console.log lines as they are and prefixes console.warn/console.error ones ("▲ [WARNING] ").
+# wrangler prints console.info lines as they are and prefixes console.warn/console.error ones ("▲ [WARNING] ").
 decoder = json.JSONDecoder()
 lines = []
 for raw in open(sys.argv[1], encoding="utf-8", errors="replace"):

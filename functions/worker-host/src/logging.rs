@@ -1,5 +1,6 @@
-//! The Worker's `tracing` subscriber: one JSON object per event, written with `console.log` (`console.warn` and
-//! `console.error` for warnings and errors), which `wrangler dev`, `wrangler tail` and Workers Logs collect.
+//! The Worker's `tracing` subscriber: one JSON object per event, written with `console.info` (`console.warn` and
+//! `console.error` for warnings and errors), so that Workers Logs records each line at its level, and which
+//! `wrangler dev` and `wrangler tail` show too.
 //!
 //! Each line holds the event's level, target, message and fields, the fields of every span it happened in
 //! (outermost first, so `request_id` and `function` from the request-context span are on every line of a
@@ -10,8 +11,9 @@
 //!
 //! Lines of level INFO and below wait in the isolate until the event that wrote them is answered ([`flush`]):
 //! the fetch handler writes them in `waitUntil`, after the response has gone, and the queue and cron handlers
-//! before they return. Each console write is a message out of the isolate (under `wrangler dev` it cost about
-//! 5 ms, as much as the request itself), and no client should wait for its request's log lines. WARN and ERROR
+//! before they return. Each console write is a message out of the isolate (under `wrangler dev`, a line to
+//! wrangler's process, and a DevTools message too while its inspector is attached), and no client should wait for
+//! its request's log lines. WARN and ERROR
 //! lines are written at once, after whatever was waiting, so lines keep their order and the line that explains a
 //! failure is out before anything else can go wrong. At most [`MAX_PENDING`] lines wait; more are written at once.
 
@@ -103,7 +105,7 @@ fn write(level: Level, line: String) {
 pub(crate) fn flush() {
     let lines = PENDING.with(|pending| std::mem::take(&mut *pending.borrow_mut()));
     for line in lines {
-        worker::web_sys::console::log_1(&JsValue::from_str(&line));
+        worker::web_sys::console::info_1(&JsValue::from_str(&line));
     }
 }
 
