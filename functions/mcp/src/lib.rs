@@ -22,7 +22,7 @@
 
 mod tools;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 
 use axum::{Extension, Router};
 use axum::body::Bytes;
@@ -88,10 +88,16 @@ enum Era {
     Legacy,
 }
 
+/// The REST routers the tools run on, built on the first `tools/call` an instance serves.
+type RestApi = LazyLock<Router, Box<dyn FnOnce() -> Router + Send>>;
+
 #[derive(Clone)]
 struct Mcp {
-    /// The REST routers the tools run on.
-    api: Router,
+    /// The REST routers the tools run on. Built when a tool is first called rather than with the instance: a
+    /// session opens with `server/discover` or `initialize` and `tools/list`, which never need them, so a cold
+    /// instance answers those without building five functions' routes (on Lambda, about a fifth of the
+    /// function's init).
+    api: Arc<RestApi>,
     settings: Arc<McpSettings>,
 }
 
@@ -396,16 +402,19 @@ pub fn router<S: ItemStore + Clone>(state: AppState<S>) -> Router {
 
 /// The function's routes with the host's settings.
 pub fn router_with<S: ItemStore + Clone>(state: AppState<S>, settings: McpSettings) -> Router {
-    let api = Router::new()
-        .merge(products::router(state.clone()))
-        .merge(product::router(state.clone()))
-        .merge(cart::router(state.clone()))
-        .merge(checkout::router(state.clone()))
-        .merge(orders::router(state.clone()))
-        .fallback(shared::http::error::not_found);
-    let mcp = Mcp { api, settings: Arc::new(settings) };
+    let (clock, ids) = (state.clock.clone(), state.ids.clone());
+    let api: RestApi = LazyLock::new(Box::new(move || {
+        Router::new()
+            .merge(products::router(state.clone()))
+            .merge(product::router(state.clone()))
+            .merge(cart::router(state.clone()))
+            .merge(checkout::router(state.clone()))
+            .merge(orders::router(state))
+            .fallback(shared::http::error::not_found)
+    }));
+    let mcp = Mcp { api: Arc::new(api), settings: Arc::new(settings) };
     let routes = Router::new().route(PATH, post(handle).get(not_here).delete(not_here)).with_state(mcp);
-    observed(routes, FUNCTION, state.clock.clone(), state.ids.clone())
+    observed(routes, FUNCTION, clock, ids)
 }
 
 #[cfg(test)]
