@@ -179,16 +179,21 @@ bench_workers() {
   wrangler_config_without_build "$run/worker/wrangler.toml"
   printf 'STOREFRONT_SECRET=%s\n' "$secret" >"$run/worker/dev.vars"
   chmod 600 "$run/worker/dev.vars"
-  local cron port group started
+  local cron port inspector_port group started
   cron=$(housekeeping_cron)
   port=$(free_port)
+  inspector_port=$(free_port)
+  [[ "$inspector_port" != "$port" ]] || inspector_port=$(free_port)
+  # As in production and in scripts/bench-workers.sh: no DevTools inspector behind the Worker's console calls.
+  wrangler_inspector 0
   (cd "$run/worker" && exec setsid "$WRANGLER_BIN" dev --config "$run/worker/wrangler.toml" --ip 127.0.0.1 --port "$port" \
-    --inspector-ip 127.0.0.1 --inspector-port "$(free_port)" --persist-to "$run/worker/state" --test-scheduled \
+    --inspector-ip 127.0.0.1 --inspector-port "$inspector_port" --persist-to "$run/worker/state" --test-scheduled \
     --show-interactive-dev-session=false --log-level warn --env-file "$run/worker/dev.vars" --var "DEMO_SEED:$products") \
     >"$run/worker.log" 2>&1 &
   group=$!
   groups+=("$group")
   wait_200 "http://127.0.0.1:$port/health" 120 "$group" "$run/worker.log"
+  check_wrangler_inspector storefront "$inspector_port"
   say "Workers: seeding $products products through the housekeeping cron trigger"
   started=$(now_ms)
   curl -sS --fail --max-time 1800 -o /dev/null "http://127.0.0.1:$port/__scheduled?cron=${cron// /+}" \

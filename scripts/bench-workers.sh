@@ -47,9 +47,9 @@
 # call of a Worker a DevTools protocol message to wrangler too, on top of the log line workerd writes to wrangler
 # anyway: one such call per request (the Storefront's request line) took its `GET /products/{id}` p50 from
 # 1.12-1.19x to 1.44x Hono's (who logs nothing) with BENCH_STREAK=25. The switch is the one wrangler and Miniflare read
-# to leave the inspector to VS Code's JavaScript debugger (VSCODE_INSPECTOR_OPTIONS, set here with no debugger
-# behind it, NODE_OPTIONS unset); after each start the script checks that the inspector port is closed (or, with
-# BENCH_INSPECTOR=1, open), so a wrangler that stopped honouring it fails the run instead of measuring the other way.
+# to leave the inspector to VS Code's JavaScript debugger (`wrangler_inspector` in scripts/lib.sh); after each start
+# the script checks that the inspector port is closed (or, with BENCH_INSPECTOR=1, open), so a wrangler that stopped
+# honouring it fails the run instead of measuring the other way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -93,12 +93,7 @@ source "$STOREFRONT_TOOLS/workers-env.sh"
 export XDG_CONFIG_HOME="$run/xdg" WRANGLER_SEND_METRICS=false WRANGLER_LOG_PATH="$run/wrangler-logs" \
   CLOUDFLARE_CF_FETCH_ENABLED=false NO_COLOR=1 FORCE_COLOR=0
 mkdir -p "$XDG_CONFIG_HOME" "$WRANGLER_LOG_PATH"
-unset NODE_OPTIONS
-if [[ "$inspector" == 0 ]]; then
-  export VSCODE_INSPECTOR_OPTIONS='{}'
-else
-  unset VSCODE_INSPECTOR_OPTIONS
-fi
+wrangler_inspector "$inspector"
 
 hono_modules=$(hono_node_modules)
 
@@ -150,11 +145,7 @@ start_worker() {
     status=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$port/health" || true)
     if [[ "$status" == "200" ]]; then
       first_200_ms=$(( ($(date +%s%N) - started_ns) / 1000000 ))
-      if curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$inspector_port/json/version"; then
-        [[ "$inspector" == 1 ]] || die "the $name Worker's inspector answers on 127.0.0.1:$inspector_port although BENCH_INSPECTOR=0 detaches it"
-      else
-        [[ "$inspector" == 0 ]] || die "the $name Worker's inspector does not answer on 127.0.0.1:$inspector_port although BENCH_INSPECTOR=1"
-      fi
+      check_wrangler_inspector "$name" "$inspector_port"
       return 0
     fi
     kill -0 "${groups[-1]}" 2>/dev/null || { show_logs; die "wrangler dev for the $name Worker exited"; }

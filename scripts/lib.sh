@@ -35,6 +35,32 @@ wrangler_config_without_build() {
   ' wrangler.toml >"$1"
 }
 
+# wrangler_inspector ATTACHED: whether the `wrangler dev` processes started after this call attach wrangler's DevTools
+# inspector to their Worker (1, wrangler's default) or not (0, as in production, where nothing inspects a Worker).
+# Attached, every console call of a Worker is also a DevTools protocol message to wrangler, about a millisecond of
+# the machine's time (scripts/bench-workers.sh). wrangler has no flag for it; the switch is the one wrangler and
+# Miniflare read to leave the inspector to VS Code's JavaScript debugger, VSCODE_INSPECTOR_OPTIONS, set here with
+# no debugger behind it (and NODE_OPTIONS unset, so that Miniflare starts no debugger watchdog).
+wrangler_inspector() {
+  unset NODE_OPTIONS
+  case "$1" in
+    0) export VSCODE_INSPECTOR_OPTIONS='{}' ;;
+    1) unset VSCODE_INSPECTOR_OPTIONS ;;
+    *) die "wrangler_inspector takes 0 (detached) or 1 (attached), not $1" ;;
+  esac
+}
+
+# check_wrangler_inspector NAME PORT: after a `wrangler dev` started with --inspector-port PORT answers, fails unless
+# its inspector is in the state wrangler_inspector asked for, so that a wrangler that stopped honouring the switch
+# fails the run instead of measuring the other way.
+check_wrangler_inspector() {
+  if curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$2/json/version"; then
+    [[ -z "${VSCODE_INSPECTOR_OPTIONS:-}" ]] || die "the $1 Worker's inspector answers on 127.0.0.1:$2 although it was detached"
+  else
+    [[ -n "${VSCODE_INSPECTOR_OPTIONS:-}" ]] || die "the $1 Worker's inspector does not answer on 127.0.0.1:$2 although it was attached"
+  fi
+}
+
 # housekeeping_cron: the Worker's housekeeping cron schedule (HOUSEKEEPING_CRON in functions/worker-host/src/config.rs),
 # whose tick seeds the demo catalog when DEMO_SEED is set; the benchmarks trigger it through `/__scheduled`.
 housekeeping_cron() {
