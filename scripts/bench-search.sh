@@ -182,8 +182,7 @@ bench_workers() {
   local cron port inspector_port group started
   cron=$(housekeeping_cron)
   port=$(free_port)
-  inspector_port=$(free_port)
-  [[ "$inspector_port" != "$port" ]] || inspector_port=$(free_port)
+  inspector_port=$(free_port "$port")
   # As in production and in scripts/bench-workers.sh: no DevTools inspector behind the Worker's console calls.
   wrangler_inspector 0
   (cd "$run/worker" && exec setsid "$WRANGLER_BIN" dev --config "$run/worker/wrangler.toml" --ip 127.0.0.1 --port "$port" \

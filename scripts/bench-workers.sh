@@ -134,8 +134,7 @@ first_200_ms=""
 start_worker() {
   local name=$1 port=$2 started_ns status inspector_port
   shift 2
-  inspector_port=$(free_port)
-  [[ "$inspector_port" != "$port" ]] || inspector_port=$(free_port)
+  inspector_port=$(free_port "$port")
   started_ns=$(date +%s%N)
   (cd "$run/$name" && exec setsid "$WRANGLER_BIN" dev --config "$run/$name/wrangler.toml" --ip 127.0.0.1 --port "$port" \
     --inspector-ip 127.0.0.1 --inspector-port "$inspector_port" --persist-to "$state" --test-scheduled \
@@ -159,8 +158,7 @@ storefront_port=$(free_port)
 say "starting the Storefront Worker (release) on 127.0.0.1:$storefront_port"
 start_worker storefront "$storefront_port" --env-file "$run/dev.vars" --var DEMO_SEED:true
 storefront_first_ms=$first_200_ms
-hono_port=$(free_port)
-[[ "$hono_port" != "$storefront_port" ]] || hono_port=$(free_port)
+hono_port=$(free_port "$storefront_port")
 say "starting the Hono Worker on 127.0.0.1:$hono_port (same persist folder, same D1 database_id)"
 start_worker hono "$hono_port"
 hono_first_ms=$first_200_ms

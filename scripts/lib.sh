@@ -8,9 +8,15 @@ mkdir -p "$STOREFRONT_TOOLS"
 say() { printf '\n==> %s\n' "$*" >&2; }
 die() { printf '\nFAILED: %s\n' "$*" >&2; exit 1; }
 
-# A free TCP port on 127.0.0.1.
+# free_port [TAKEN...]: a free TCP port on 127.0.0.1, none of the ports TAKEN (chosen earlier and not bound yet, so
+# the system may offer them again).
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+  local port
+  while :; do
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+    [[ " $* " == *" $port "* ]] || break
+  done
+  printf '%s\n' "$port"
 }
 
 # wait_for_url URL SECONDS: polls until the URL answers 2xx, or fails.

@@ -42,8 +42,7 @@ printf 'STOREFRONT_SECRET=%s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d
 chmod 600 "$run/dev.vars"
 export XDG_CONFIG_HOME="$run/xdg" WRANGLER_SEND_METRICS=false WRANGLER_LOG_PATH="$run/logs" CLOUDFLARE_CF_FETCH_ENABLED=false NO_COLOR=1
 port=$(free_port)
-inspector=$(free_port)
-[[ "$inspector" != "$port" ]] || inspector=$(free_port)
+inspector=$(free_port "$port")
 say "starting wrangler dev on 127.0.0.1:$port (inspector on 127.0.0.1:$inspector)"
 (cd "$run" && exec setsid "$WRANGLER_BIN" dev --config "$run/wrangler.toml" --ip 127.0.0.1 --port "$port" \
   --inspector-ip 127.0.0.1 --inspector-port "$inspector" --persist-to "$run/state" --test-scheduled \
@@ -69,8 +68,7 @@ if [[ "${PROFILE_WORKER:-storefront}" == "hono" ]]; then
   cp scripts/bench/hono/index.js scripts/bench/hono/wrangler.toml "$run/hono/"
   ln -s "$(hono_node_modules)" "$run/hono/node_modules"
   port=$(free_port)
-  inspector=$(free_port)
-  [[ "$inspector" != "$port" ]] || inspector=$(free_port)
+  inspector=$(free_port "$port")
   (cd "$run/hono" && exec setsid "$WRANGLER_BIN" dev --config "$run/hono/wrangler.toml" --ip 127.0.0.1 --port "$port" \
     --inspector-ip 127.0.0.1 --inspector-port "$inspector" --persist-to "$run/state" \
     --show-interactive-dev-session=false --log-level warn) >"$run/hono.log" 2>&1 &

@@ -13,9 +13,8 @@
 //! the fetch handler writes them in `waitUntil`, after the response has gone, and the queue and cron handlers
 //! before they return. Each console write is a message out of the isolate (under `wrangler dev`, a line to
 //! wrangler's process, and a DevTools message too while its inspector is attached), and no client should wait for
-//! its request's log lines. WARN and ERROR
-//! lines are written at once, after whatever was waiting, so lines keep their order and the line that explains a
-//! failure is out before anything else can go wrong. At most [`MAX_PENDING`] lines wait; more are written at once.
+//! its request's log lines. WARN and ERROR lines are written at once, after whatever was waiting, so lines keep
+//! their order and the line that explains a failure is out before anything else can go wrong. At most [`MAX_PENDING`] lines wait; more are written at once.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
