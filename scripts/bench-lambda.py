@@ -20,6 +20,8 @@ cold total is init plus the first invocation, per cold start. Ratios are to the 
 import http.server
 import json
 import os
+import re
+import socket
 import statistics
 import select
 import signal
@@ -37,6 +39,13 @@ class Emulator(http.server.ThreadingHTTPServer):
         self.next_times = []
         self.responses = []
         self.queue = []
+        self.closing = False
+
+    def close_next(self):
+        """Leaves the process's next `next` unanswered and closes its connection: lambda_runtime then returns."""
+        with self.lock:
+            self.closing = True
+            self.lock.notify_all()
 
     def handle_error(self, request, client_address):
         # A process stopped at the end of its run drops its kept-alive connection: that is not an error.
@@ -65,7 +74,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with server.lock:
             server.next_times.append(time.perf_counter())
             while not server.queue:
-                if not server.lock.wait(timeout=30):
+                if server.closing or not server.lock.wait(timeout=30):
                     # The run is over and the process is being stopped: leave its last `next` unanswered.
                     self.close_connection = True
                     return
@@ -95,28 +104,54 @@ class Handler(http.server.BaseHTTPRequestHandler):
             server.lock.notify_all()
 
 
-class EmptyDynamoDb(http.server.ThreadingHTTPServer):
-    """Answers every DynamoDB call (JSON 1.0 protocol) with an empty result: no item, an empty page."""
+class EmptyDynamoDb:
+    """Answers every DynamoDB call (JSON 1.0 protocol) with an empty result: no item, an empty page.
+
+    A raw responder, one thread per connection, that reads a request's head and body and writes one canned
+    response: a keep-alive round trip from a client on this machine took 0.014 ms (median; 0.046 ms at p90),
+    against 0.082 ms through `http.server`'s parsing, which the checkout sweep and the sales report (four calls
+    per invocation) paid on every call. What the benchmark measures is the function's work; the store's latency is
+    neither the function's nor the hello-world's (on Lambda a DynamoDB call takes milliseconds)."""
+
+    RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: 39\r\n\r\n" \
+        b'{"Count":0,"Items":[],"ScannedCount":0}'
 
     def __init__(self):
-        super().__init__(("127.0.0.1", 0), EmptyDynamoDbHandler)
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.server_address = self.socket.getsockname()
 
+    def serve_forever(self):
+        while True:
+            try:
+                connection, _ = self.socket.accept()
+            except OSError:
+                return
+            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=self.serve, args=(connection,), daemon=True).start()
 
-class EmptyDynamoDbHandler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
+    def serve(self, connection):
+        buffer = b""
+        with connection:
+            while True:
+                head_end = buffer.find(b"\r\n\r\n")
+                if head_end < 0:
+                    chunk = connection.recv(65536)
+                    if not chunk:
+                        return
+                    buffer += chunk
+                    continue
+                length = re.search(rb"(?im)^content-length:\s*(\d+)", buffer[:head_end])
+                end = head_end + 4 + (int(length.group(1)) if length else 0)
+                while len(buffer) < end:
+                    chunk = connection.recv(65536)
+                    if not chunk:
+                        return
+                    buffer += chunk
+                buffer = buffer[end:]
+                connection.sendall(self.RESPONSE)
 
-    def log_message(self, *args):
-        pass
-
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        body = b'{"Count":0,"Items":[],"ScannedCount":0}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-amz-json-1.0")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+    def shutdown(self):
+        self.socket.close()
 
 
 def peak_kib(pid):

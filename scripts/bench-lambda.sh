@@ -81,8 +81,7 @@ say "release builds"
 # --target too, so that the flags reach only the binaries measured (not build scripts or proc-macros).
 host=$(rustc -vV | sed -n 's/^host: //p')
 [[ -n "$host" ]] || die "rustc -vV names no host triple"
-deploy_flags=$(python3 -c 'import tomllib; print(" ".join(tomllib.load(open(".cargo/config.toml", "rb"))["target"]["aarch64-unknown-linux-gnu"]["rustflags"]))') \
-  || die ".cargo/config.toml holds no rustflags for aarch64-unknown-linux-gnu"
+deploy_flags=$(deploy_rustflags)
 flags_var="CARGO_TARGET_$(tr 'a-z-' 'A-Z_' <<<"$host")_RUSTFLAGS"
 export "$flags_var=$deploy_flags"
 say "rustflags for $host: $deploy_flags"
@@ -101,9 +100,7 @@ mkdir -p "$deployed"
 for name in hello-world product $functions; do cp "$release/$name" "$deployed/$name"; done
 release="$deployed"
 
-cat >"$bench/event.json" <<'EOF'
-{"version":"2.0","routeKey":"$default","rawPath":"/bench/not-a-route","rawQueryString":"","headers":{"host":"bench.example"},"requestContext":{"accountId":"123456789012","apiId":"bench","domainName":"bench.example","http":{"method":"GET","path":"/bench/not-a-route","protocol":"HTTP/1.1","sourceIp":"192.0.2.1","userAgent":"bench"},"requestId":"bench","routeKey":"$default","stage":"$default","time":"21/Nov/2026:07:00:00 +0000","timeEpoch":1795158000000},"isBase64Encoded":false}
-EOF
+bench_404_event >"$bench/event.json"
 echo '{"Records":[]}' >"$bench/sqs-event.json"
 orders_queue=http://127.0.0.1:9/000000000000/orders.fifo
 orders_dlq=http://127.0.0.1:9/000000000000/orders-dlq.fifo
@@ -126,16 +123,8 @@ declare -A spec=(
 specs=("hello-world=$release/hello-world")
 for name in $functions; do specs+=("${spec[$name]}"); done
 
-# As deployed (template.yaml's Globals): the SDK reads its endpoint partitions from the layer's file.
-partitions="$PWD/functions/lambda-host/layer/aws-partition.json"
 say "measuring: $cold cold starts and $warm warm invocations each"
-env -i PATH="$PATH" HOME="$HOME" \
-  AWS_ACCESS_KEY_ID=storefrontlocal AWS_SECRET_ACCESS_KEY=storefrontlocal AWS_REGION=us-east-1 \
-  AWS_EC2_METADATA_DISABLED=true AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:9 AWS_ENDPOINT_URL_SQS=http://127.0.0.1:9 \
-  JOBS_QUEUE_URL=http://127.0.0.1:9/000000000000/jobs.fifo JOBS_DEAD_LETTER_QUEUE_URL=http://127.0.0.1:9/000000000000/jobs-dlq.fifo \
-  AWS_LAMBDA_FUNCTION_NAME=bench AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128 AWS_LAMBDA_FUNCTION_VERSION='$LATEST' \
-  AWS_LAMBDA_LOG_LEVEL=error TABLE_NAME=bench STOREFRONT_SECRET=bench-only-secret-bench-only-secret-0123 \
-  SMITHY_CLIENT_SDK_CUSTOM_PARTITION="$partitions" \
+lambda_bench_env \
   python3 scripts/bench-lambda.py "$bench/event.json" "$cold" "$warm" "${specs[@]}" \
   | tee "$out"
 
@@ -159,11 +148,7 @@ emulators=(env STOREFRONT_AWS_STATE="$bench/emulators" scripts/aws-emulators.sh)
 trap '"${emulators[@]}" stop' EXIT
 dynamodb=$("${emulators[@]}" env | sed -n 's/^export AWS_ENDPOINT_URL_DYNAMODB=//p')
 [[ -n "$dynamodb" ]] || die "DynamoDB Local did not start"
-read_env=(env -i PATH="$PATH" HOME="$HOME" AWS_ACCESS_KEY_ID=storefrontlocal AWS_SECRET_ACCESS_KEY=storefrontlocal AWS_REGION=us-east-1
-  AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true AWS_ENDPOINT_URL_DYNAMODB="$dynamodb" AWS_ENDPOINT_URL_SQS=http://127.0.0.1:9
-  AWS_LAMBDA_FUNCTION_NAME=bench AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128 AWS_LAMBDA_FUNCTION_VERSION='$LATEST'
-  AWS_LAMBDA_LOG_LEVEL=error TABLE_NAME=bench-read STOREFRONT_SECRET=bench-only-secret-bench-only-secret-0123
-  SMITHY_CLIENT_SDK_CUSTOM_PARTITION="$partitions")
+read_env=(lambda_bench_env AWS_DEFAULT_REGION=us-east-1 AWS_ENDPOINT_URL_DYNAMODB="$dynamodb" TABLE_NAME=bench-read)
 # The product function seeds its table with the demo catalog at init when asked (DEMO_SEED), then finds no Runtime
 # API on the closed port and stops: that is the whole seeding step.
 "${read_env[@]}" DEMO_SEED=true AWS_LAMBDA_RUNTIME_API=127.0.0.1:9 "$release/product" >/dev/null 2>&1 || true
@@ -183,4 +168,18 @@ done
   "${read_env[@]}" BENCH_EXPECT_STATUS=200 python3 scripts/bench-lambda.py "$bench/product-event.json" "$cold" "$warm" \
     "product (Rust)=$release/product" "python-boto3=$bench/python-product"
 } | tee -a "$out"
+# How much of each binary the cold-start linker script gathered (scripts/coldstart-layout.sh): if a change leaves
+# the code a cold start runs outside it, this share falls, and the script needs regenerating.
+python3 - "$release/hello-world" "$release/product" <<'PY' | tee -a "$out"
+import re, subprocess, sys
+sizes = {}
+for binary in sys.argv[1:]:
+    listing = subprocess.run(["readelf", "-SW", binary], check=True, capture_output=True, text=True).stdout
+    found = dict(re.findall(r"\] (\.text(?:\.coldstart)?)\s+PROGBITS\s+\S+\s+\S+\s+([0-9a-f]+)", listing))
+    sizes[binary.rsplit("/", 1)[1]] = [int(found.get(name, "0"), 16) / 1e6 for name in (".text.coldstart", ".text")]
+patterns = sum(1 for line in open("functions/lambda-host/coldstart.ld") if line.lstrip().startswith("*("))
+print()
+print(f"Cold-start layout (`functions/lambda-host/coldstart.ld`, {patterns} patterns): " + "; ".join(
+    f"{name}'s .text.coldstart holds {hot:.2f} MB, the rest of its code {rest:.2f} MB" for name, (hot, rest) in sizes.items()) + ".")
+PY
 echo "written to $out"

@@ -109,3 +109,45 @@ tally() {
   awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?/) p += $i; if ($(i+1) ~ /^failed;?/) f += $i } }
        END { printf "%d passed, %d failed\n", p, f }' "$log"
 }
+
+# deploy_rustflags [without-layout]: the rustflags .cargo/config.toml gives the arm64 Lambda functions, one line;
+# with `without-layout`, less the cold-start linker script (scripts/coldstart-layout.sh builds what it profiles so).
+# The Lambda scripts build for this machine's triple with them, the paths made absolute (the hello-world of
+# scripts/bench-lambda.sh builds from another folder).
+deploy_rustflags() {
+  python3 - "$PWD" "${1:-}" <<'PY' || die ".cargo/config.toml holds no rustflags for aarch64-unknown-linux-gnu"
+import sys, tomllib
+root, mode = sys.argv[1], sys.argv[2]
+flags = tomllib.load(open(".cargo/config.toml", "rb"))["target"]["aarch64-unknown-linux-gnu"]["rustflags"]
+out = []
+for flag in flags:
+    if flag.startswith("link-arg=-Wl,-T,"):
+        if mode == "without-layout":
+            out.pop()  # its "-C"
+            continue
+        flag = "link-arg=-Wl,-T," + root + "/" + flag[len("link-arg=-Wl,-T,"):]
+    out.append(flag)
+print(" ".join(out))
+PY
+}
+
+# bench_404_event: an API Gateway v2 request for a path no function serves (the Lambda benchmark's HTTP event).
+bench_404_event() {
+  cat <<'JSON'
+{"version":"2.0","routeKey":"$default","rawPath":"/bench/not-a-route","rawQueryString":"","headers":{"host":"bench.example"},"requestContext":{"accountId":"123456789012","apiId":"bench","domainName":"bench.example","http":{"method":"GET","path":"/bench/not-a-route","protocol":"HTTP/1.1","sourceIp":"192.0.2.1","userAgent":"bench"},"requestId":"bench","routeKey":"$default","stage":"$default","time":"21/Nov/2026:07:00:00 +0000","timeEpoch":1795158000000},"isBase64Encoded":false}
+JSON
+}
+
+# lambda_bench_env [VARIABLE=VALUE...] COMMAND...: runs COMMAND in an environment of only what a Lambda function is
+# given (template.yaml), with dummy keys and every AWS endpoint at a closed 127.0.0.1 port, so nothing can reach AWS
+# or 169.254.169.254; the SDK reads its endpoint partitions from the layer's file, as deployed.
+lambda_bench_env() {
+  env -i PATH="$PATH" HOME="$HOME" \
+    AWS_ACCESS_KEY_ID=storefrontlocal AWS_SECRET_ACCESS_KEY=storefrontlocal AWS_REGION=us-east-1 \
+    AWS_EC2_METADATA_DISABLED=true AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:9 AWS_ENDPOINT_URL_SQS=http://127.0.0.1:9 \
+    JOBS_QUEUE_URL=http://127.0.0.1:9/000000000000/jobs.fifo JOBS_DEAD_LETTER_QUEUE_URL=http://127.0.0.1:9/000000000000/jobs-dlq.fifo \
+    AWS_LAMBDA_FUNCTION_NAME=bench AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128 AWS_LAMBDA_FUNCTION_VERSION='$LATEST' \
+    AWS_LAMBDA_LOG_LEVEL=error TABLE_NAME=bench STOREFRONT_SECRET=bench-only-secret-bench-only-secret-0123 \
+    SMITHY_CLIENT_SDK_CUSTOM_PARTITION="$PWD/functions/lambda-host/layer/aws-partition.json" \
+    "$@"
+}

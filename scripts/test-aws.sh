@@ -381,6 +381,32 @@ if problems:
 print(f"template.yaml: {len(functions)} functions, own checks passed")
 EOF
 
+say "the cold-start linker script links with this machine's cc and with zig for aarch64, as cargo-lambda links"
+# .cargo/config.toml hands functions/lambda-host/coldstart.ld to the arm64 deploy build's linker, which no other
+# tier runs: a script either linker refused would break `sam build`. A C `main` stands in for the functions'
+# (rustc's `main` is C too, and the script names it): it must land in .text.coldstart with both.
+layout_check="$state/coldstart-layout"
+mkdir -p "$layout_check"
+printf 'int main(void) { return 0; }\n' >"$layout_check/main.c"
+for linker in "cc" "python-zig cc -target aarch64-linux-gnu"; do
+  $linker -ffunction-sections -O1 "$layout_check/main.c" -o "$layout_check/main" -Wl,-T,functions/lambda-host/coldstart.ld \
+    || die "$linker refused functions/lambda-host/coldstart.ld"
+  python3 - "$layout_check/main" "$linker" <<'EOF' || die "$linker did not lay out main by functions/lambda-host/coldstart.ld"
+import re, subprocess, sys
+binary, linker = sys.argv[1], sys.argv[2]
+sections = subprocess.run(["readelf", "-SW", binary], check=True, capture_output=True, text=True).stdout
+found = re.search(r"\] \.text\.coldstart\s+PROGBITS\s+([0-9a-f]+)\s+\S+\s+([0-9a-f]+)", sections)
+symbols = subprocess.run(["nm", binary], check=True, capture_output=True, text=True).stdout
+main = re.search(r"^([0-9a-f]+) T main$", symbols, re.M)
+if not found or not main:
+    sys.exit(f"{linker}: no .text.coldstart section or no main in the linked program")
+start, size = int(found.group(1), 16), int(found.group(2), 16)
+if not start <= int(main.group(1), 16) < start + size:
+    sys.exit(f"{linker}: main is outside .text.coldstart")
+print(f"{linker}: main in .text.coldstart ({size} bytes)")
+EOF
+done
+
 say "DynamoDB Local and moto (SQS) on 127.0.0.1"
 scripts/aws-emulators.sh start
 eval "$(scripts/aws-emulators.sh env)"
