@@ -39,13 +39,6 @@ class Emulator(http.server.ThreadingHTTPServer):
         self.next_times = []
         self.responses = []
         self.queue = []
-        self.closing = False
-
-    def close_next(self):
-        """Leaves the process's next `next` unanswered and closes its connection: lambda_runtime then returns."""
-        with self.lock:
-            self.closing = True
-            self.lock.notify_all()
 
     def handle_error(self, request, client_address):
         # A process stopped at the end of its run drops its kept-alive connection: that is not an error.
@@ -74,7 +67,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with server.lock:
             server.next_times.append(time.perf_counter())
             while not server.queue:
-                if server.closing or not server.lock.wait(timeout=30):
+                if not server.lock.wait(timeout=30):
                     # The run is over and the process is being stopped: leave its last `next` unanswered.
                     self.close_connection = True
                     return
