@@ -453,23 +453,30 @@ fn log_level(lambda_level: Option<&str>, rust_log: Option<&str>) -> LevelFilter 
 /// document. `lambda_http`'s default subscriber would do the logging through an `EnvFilter`, whose directive
 /// parsing and per-callsite matching cost init time that a single level does not need.
 fn init_logs() {
-    use tracing_subscriber::Layer as _;
-    use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     let level = log_level(optional(AWS_LAMBDA_LOG_LEVEL).as_deref(), optional(RUST_LOG).as_deref());
     let json = optional(AWS_LAMBDA_LOG_FORMAT).is_some_and(|format| format.eq_ignore_ascii_case("json"));
-    let lines = tracing_subscriber::fmt::layer().with_target(false).without_time().with_ansi(false);
-    let lines = if json { lines.json().boxed() } else { lines.boxed() };
-    let not_metrics = tracing_subscriber::filter::filter_fn(|metadata| metadata.target() != shared::telemetry::METRICS_TARGET);
-    let installed = tracing_subscriber::registry().with(lines.with_filter(not_metrics).with_filter(level)).with(emf_lines(std::io::stdout)).try_init();
-    if let Err(error) = installed {
+    if let Err(error) = log_subscriber(level, json).try_init() {
         eprintln!("logs not set up: {error}");
     }
 }
 
-/// The layer that writes metric events as EMF lines to `writer` ([`EmfLines`]). It sees the metric events and
-/// the spans they may happen in (a request's ids), nothing else: unfiltered, it would enable every callsite of
-/// every level for the whole process (the SDK's and hyper's TRACE events included).
+/// The subscriber [`init_logs`] installs: log lines at `level` (JSON when `json`) and the EMF lines.
+fn log_subscriber(level: LevelFilter, json: bool) -> impl tracing::Subscriber + Send + Sync {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let lines = tracing_subscriber::fmt::layer().with_target(false).without_time().with_ansi(false);
+    let lines = if json { lines.json().boxed() } else { lines.boxed() };
+    let not_metrics = tracing_subscriber::filter::filter_fn(|metadata| metadata.target() != shared::telemetry::METRICS_TARGET);
+    tracing_subscriber::registry().with(lines.with_filter(not_metrics).with_filter(level)).with(emf_lines(std::io::stdout))
+}
+
+/// The layer that writes metric events as EMF lines to `writer` ([`EmfLines`]). It sees the metric events (INFO
+/// events, `shared::telemetry`) and the spans they may happen in (a request's ids), nothing else: unfiltered, it
+/// would enable every callsite of every level for the whole process (the SDK's and hyper's TRACE events included).
+/// Its filter also says so up front (a level hint of INFO): without the hint, the process's maximum level was
+/// TRACE, so every DEBUG and TRACE event and span of the SDK, hyper and `lambda_runtime` registered its callsite
+/// when first reached and asked both filters at every pass, instead of being skipped by one comparison.
 fn emf_lines<S, W>(writer: W) -> impl tracing_subscriber::Layer<S>
 where
     S: tracing::Subscriber + for<'lookup> tracing_subscriber::registry::LookupSpan<'lookup>,
@@ -477,8 +484,9 @@ where
 {
     use tracing_subscriber::Layer as _;
     let input = tracing_subscriber::filter::filter_fn(|metadata| {
-        metadata.target() == shared::telemetry::METRICS_TARGET || (metadata.is_span() && *metadata.level() <= tracing::Level::INFO)
-    });
+        *metadata.level() <= tracing::Level::INFO && (metadata.target() == shared::telemetry::METRICS_TARGET || metadata.is_span())
+    })
+    .with_max_level_hint(LevelFilter::INFO);
     EmfLines { writer }.with_filter(input)
 }
 
@@ -1281,6 +1289,16 @@ mod tests {
             ("message", serde_json::json!("handled")),
         ] {
             assert_eq!(document[member], value, "{member} in {written}");
+        }
+    }
+
+    #[test]
+    fn the_log_subscriber_skips_events_below_the_log_level_up_front() {
+        use tracing::Subscriber as _;
+        for (level, json) in [(LevelFilter::INFO, false), (LevelFilter::WARN, true), (LevelFilter::DEBUG, false), (LevelFilter::TRACE, true)] {
+            // The EMF lines need INFO (metric events and spans), so that is the floor of the process's level.
+            let expected = level.max(LevelFilter::INFO);
+            assert_eq!(log_subscriber(level, json).max_level_hint(), Some(expected), "log level {level}, json {json}");
         }
     }
 
