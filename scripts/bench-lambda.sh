@@ -13,7 +13,13 @@
 # one local round trip. Every function runs with template.yaml's SMITHY_CLIENT_SDK_CUSTOM_PARTITION, pointed at the
 # layer's file in the repository, as deployed in the `aws` partition.
 #
-# A second table, from the same run, compares one real read: the `product` function's `GET /products/{id}` on
+# A second table puts the functions whose every invocation calls DynamoDB (the sales report, the checkout sweep)
+# beside `hello-dynamodb`: the hello-world plus one `GetItem` per invocation, with its client built at init as the
+# functions build theirs and no Storefront code, built from the workspace's Cargo.lock. It is the floor of any
+# function that reads the store: the SDK's first call costs a cold start more than the hello-world's whole
+# invocation, so those functions are measured against it as well as against the hello-world.
+#
+# A third table, from the same run, compares one real read: the `product` function's `GET /products/{id}` on
 # DynamoDB Local (seeded with the demo catalog by the function itself, `DEMO_SEED`), against the same read as a
 # Python 3 function on boto3 (scripts/bench/python_product.py) run by the AWS Lambda Python runtime interface client
 # (`awslambdaric` from PyPI), with the ratio of their cold totals (init plus first invocation).
@@ -66,6 +72,68 @@ async fn main() -> Result<(), Error> {
 }
 EOF
 
+say "hello-dynamodb crate: the hello-world plus one DynamoDB GetItem per invocation (the workspace's Cargo.lock)"
+# The baseline of the functions whose every invocation calls DynamoDB (the sales report, the checkout sweep): what the
+# SDK itself costs a cold start, with no Storefront code. Its client is built at init as lambda_host builds the
+# functions' (the SDK's config builder, rustls on ring trusting the AWS roots); its dependencies are the
+# workspace's, at the versions Cargo.lock pins (cargo keeps only the lock's entries the crate uses).
+mkdir -p "$bench/hello-dynamodb/src"
+{
+  cat <<EOF
+[package]
+name = "hello-dynamodb"
+version = "0.0.0"
+edition = "2024"
+publish = false
+
+[dependencies]
+$(grep -E '^(aws-sdk-dynamodb|aws-smithy-http-client|aws-smithy-runtime-api|lambda_runtime|serde_json) = ' Cargo.toml)
+tokio = { version = "1", default-features = false, features = ["macros", "rt"] }
+
+[workspace]
+
+EOF
+  awk '/^\[profile.release\]/ { on = 1; print; next } /^\[/ { on = 0 } on' Cargo.toml
+} >"$bench/hello-dynamodb/Cargo.toml"
+cp Cargo.lock "$bench/hello-dynamodb/Cargo.lock"
+cat >"$bench/hello-dynamodb/src/main.rs" <<EOF
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
+use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore};
+use aws_smithy_runtime_api::client::http::{SharedHttpConnector, http_client_fn};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::{Value, json};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    let roots = TrustStore::empty().with_native_roots(false).with_pem_certificate(include_str!("$PWD/functions/lambda-host/src/aws-roots.pem"));
+    let tls = TlsContext::builder().with_trust_store(roots).build()?;
+    let connector = SharedHttpConnector::new(
+        aws_smithy_http_client::Connector::builder().tls_provider(Provider::Rustls(CryptoMode::Ring)).tls_context(tls).build(),
+    );
+    let variable = |name: &str| std::env::var(name).map_err(|error| format!("{name}: {error}"));
+    let mut config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(variable("AWS_REGION")?))
+        .credentials_provider(Credentials::new(variable("AWS_ACCESS_KEY_ID")?, variable("AWS_SECRET_ACCESS_KEY")?, None, None, "environment"))
+        .http_client(http_client_fn(move |_settings, _components| connector.clone()));
+    if let Ok(endpoint) = variable("AWS_ENDPOINT_URL_DYNAMODB") {
+        config = config.endpoint_url(endpoint);
+    }
+    let client = aws_sdk_dynamodb::Client::from_conf(config.build());
+    let table = variable("TABLE_NAME")?;
+    lambda_runtime::run(service_fn(|_event: LambdaEvent<Value>| {
+        let read = client.get_item().table_name(&table).key("pk", AttributeValue::S("hello".into())).key("sk", AttributeValue::S("hello".into()));
+        async move {
+            let found = read.send().await?;
+            Ok::<Value, Error>(json!({ "statusCode": 200, "body": found.item.is_some().to_string() }))
+        }
+    }))
+    .await
+}
+EOF
+
 all_functions="health products product cart discounts checkout orders payments reports openapi docs mcp jobs order-events privacy sales-report checkout-sweep"
 functions="${BENCH_FUNCTIONS:-$all_functions}"
 for name in $functions; do
@@ -86,6 +154,7 @@ flags_var="CARGO_TARGET_$(tr 'a-z-' 'A-Z_' <<<"$host")_RUSTFLAGS"
 export "$flags_var=$deploy_flags"
 say "rustflags for $host: $deploy_flags"
 CARGO_TARGET_DIR="$target" cargo build --release --target "$host" --manifest-path "$bench/hello/Cargo.toml"
+CARGO_TARGET_DIR="$target" cargo build --release --target "$host" --manifest-path "$bench/hello-dynamodb/Cargo.toml"
 cargo build --release --target "$host" "${packages[@]}" --features aws --bins
 release="$target/$host/release"
 
@@ -97,7 +166,7 @@ release="$target/$host/release"
 deployed="$bench/deployed"
 rm -rf "$deployed"
 mkdir -p "$deployed"
-for name in hello-world product $functions; do cp "$release/$name" "$deployed/$name"; done
+for name in hello-world hello-dynamodb product $functions; do cp "$release/$name" "$deployed/$name"; done
 release="$deployed"
 
 bench_404_event >"$bench/event.json"
@@ -127,6 +196,21 @@ say "measuring: $cold cold starts and $warm warm invocations each"
 lambda_bench_env \
   python3 scripts/bench-lambda.py "$bench/event.json" "$cold" "$warm" "${specs[@]}" \
   | tee "$out"
+
+# The same measurement for the functions whose every invocation calls DynamoDB, against hello-dynamodb, all on the
+# empty stand-in; the hello-world again last, so that the SDK call's own cost is side by side too.
+store_specs=("hello-dynamodb=$release/hello-dynamodb@$PWD/events/schedule.json;AWS_ENDPOINT_URL_DYNAMODB={empty_dynamodb}")
+for name in sales-report checkout-sweep; do
+  [[ " $functions " == *" $name "* ]] && store_specs+=("${spec[$name]}")
+done
+store_specs+=("hello-world=$release/hello-world")
+say "the functions that call DynamoDB on every invocation, against hello-dynamodb"
+{
+  echo
+  echo "The functions whose every invocation calls DynamoDB (the empty stand-in on 127.0.0.1), against \`hello-dynamodb\`: the hello-world plus one \`GetItem\` per invocation, its client built at init as the functions build theirs."
+  echo
+  lambda_bench_env python3 scripts/bench-lambda.py "$bench/event.json" "$cold" "$warm" "${store_specs[@]}"
+} | tee -a "$out"
 
 say "one product read on DynamoDB Local: the Rust product function against Python 3 with boto3"
 venv="$STOREFRONT_TOOLS/bench/python-lambda"
