@@ -491,14 +491,14 @@ where
 }
 
 /// Writes each metric event as one CloudWatch Embedded Metric Format document on a line of its own
-/// (`shared::telemetry::emf`), with the fields of the spans it happened in (outermost first, then the event's
+/// (`shared::telemetry::emf_line`), with the fields of the spans it happened in (outermost first, then the event's
 /// own), stamped with the time it was written. Every other event is left to the log lines.
 struct EmfLines<W> {
     writer: W,
 }
 
 /// A span's fields as JSON, kept in the span's extensions for the EMF lines of the events inside it.
-struct SpanFields(serde_json::Map<String, serde_json::Value>);
+struct SpanFields(shared::telemetry::Fields);
 
 impl<S, W> tracing_subscriber::Layer<S> for EmfLines<W>
 where
@@ -506,7 +506,7 @@ where
     W: for<'writer> tracing_subscriber::fmt::MakeWriter<'writer> + 'static,
 {
     fn on_new_span(&self, attrs: &tracing::span::Attributes<'_>, id: &tracing::span::Id, context: tracing_subscriber::layer::Context<'_, S>) {
-        let mut fields = serde_json::Map::new();
+        let mut fields = shared::telemetry::Fields::default();
         attrs.record(&mut shared::telemetry::JsonFields(&mut fields));
         if let Some(span) = context.span(id) {
             span.extensions_mut().insert(SpanFields(fields));
@@ -525,25 +525,21 @@ where
         if event.metadata().target() != shared::telemetry::METRICS_TARGET {
             return;
         }
-        let mut fields = serde_json::Map::new();
+        let mut fields = shared::telemetry::Fields::default();
         if let Some(scope) = context.event_scope(event) {
             for span in scope.from_root() {
                 if let Some(SpanFields(span_fields)) = span.extensions().get::<SpanFields>() {
-                    fields.extend(span_fields.iter().map(|(key, value)| (key.clone(), value.clone())));
+                    fields.extend_from(span_fields);
                 }
             }
         }
         event.record(&mut shared::telemetry::JsonFields(&mut fields));
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX));
-        if let Some(document) = shared::telemetry::emf(fields, now) {
+        if let Some(line) = shared::telemetry::emf_line(&fields, now) {
             use std::io::Write as _;
             // Serialised into one buffer and written at once: through `writeln!` and `Display` the document went
             // to stdout's line writer piece by piece, about 40,000 instructions for one line (callgrind).
-            let mut line = serde_json::to_vec(&document).unwrap_or_default();
-            if !line.is_empty() {
-                line.push(b'\n');
-                let _ = self.writer.make_writer().write_all(&line);
-            }
+            let _ = self.writer.make_writer().write_all(&line);
         }
     }
 }
