@@ -37,6 +37,10 @@ warm="${BENCH_WARM_INVOCATIONS:-50}"
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 bench="$PWD/.cache/aws/bench"
 mkdir -p "$bench/hello/src"
+# The workspace's release profile, verbatim: the baseline crates are built with it.
+release_profile() {
+  awk '/^\[profile.release\]/ { on = 1; print; next } /^\[/ { on = 0 } on' Cargo.toml
+}
 
 say "hello-world lambda_runtime crate (same release profile, same lambda_runtime version)"
 runtime_version=$(awk '/^name = "lambda_runtime"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
@@ -58,8 +62,7 @@ tokio = { version = "=$tokio_version", default-features = false, features = ["ma
 [workspace]
 
 EOF
-  # The workspace's release profile, verbatim.
-  awk '/^\[profile.release\]/ { on = 1; print; next } /^\[/ { on = 0 } on' Cargo.toml
+  release_profile
 } >"$bench/hello/Cargo.toml"
 cat >"$bench/hello/src/main.rs" <<'EOF'
 //! Hello world on lambda_runtime: the baseline the benchmark compares every function with.
@@ -93,7 +96,7 @@ tokio = { version = "1", default-features = false, features = ["macros", "rt"] }
 [workspace]
 
 EOF
-  awk '/^\[profile.release\]/ { on = 1; print; next } /^\[/ { on = 0 } on' Cargo.toml
+  release_profile
 } >"$bench/hello-dynamodb/Cargo.toml"
 cp Cargo.lock "$bench/hello-dynamodb/Cargo.lock"
 cat >"$bench/hello-dynamodb/src/main.rs" <<EOF
