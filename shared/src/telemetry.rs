@@ -23,7 +23,7 @@
 
 use std::fmt;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::ports::random::Random;
 
@@ -160,52 +160,51 @@ struct EmfMetric<'a> {
     unit: &'a str,
 }
 
-/// Where [`JsonFields`] puts the fields it collects.
-pub trait FieldSink {
-    /// Sets field `name` to `value`, replacing a field of that name already there.
-    fn put(&mut self, name: &'static str, value: Value);
-}
-
-impl FieldSink for Map<String, Value> {
-    fn put(&mut self, name: &'static str, value: Value) {
-        self.insert(name.to_owned(), value);
-    }
-}
-
 /// Fields in the order they were first recorded, a later value for a name replacing the earlier one in place:
 /// what an EMF line is written from ([`emf_line`]), with no key copied into a map.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Fields(Vec<(&'static str, Value)>);
 
 impl Fields {
-    /// The value of field `name`, if recorded.
-    pub fn get(&self, name: &str) -> Option<&Value> {
-        self.0.iter().find(|(field, _)| *field == name).map(|(_, value)| value)
-    }
-
-    /// Puts every field of `other` here ([`FieldSink::put`]).
-    pub fn extend_from(&mut self, other: &Self) {
-        for (name, value) in &other.0 {
-            self.put(name, value.clone());
-        }
-    }
-}
-
-impl FieldSink for Fields {
-    fn put(&mut self, name: &'static str, value: Value) {
+    /// Sets field `name` to `value`, replacing a field of that name already there in place.
+    pub fn put(&mut self, name: &'static str, value: Value) {
         match self.0.iter_mut().find(|(field, _)| *field == name) {
             Some(slot) => slot.1 = value,
             None => self.0.push((name, value)),
         }
     }
+
+    /// The value of field `name`, if recorded.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.0.iter().find(|(field, _)| *field == name).map(|(_, value)| value)
+    }
+
+    /// Puts every field of `other` here ([`Fields::put`]).
+    pub fn extend_from(&mut self, other: &Self) {
+        for (name, value) in &other.0 {
+            self.put(name, value.clone());
+        }
+    }
+
+    /// Moves every field of `other` here ([`Fields::put`]), cloning nothing.
+    pub fn absorb(&mut self, other: Self) {
+        for (name, value) in other.0 {
+            self.put(name, value);
+        }
+    }
+
+    /// The fields in the order they were first recorded.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Value)> {
+        self.0.iter().map(|(name, value)| (*name, value))
+    }
 }
 
 /// Collects a `tracing` event's or span's fields as JSON values (numbers and booleans as themselves, an error
-/// with its chain of causes, anything else as text) into a map (the Worker's log lines) or [`Fields`] (the Lambda
-/// host's EMF lines).
-pub struct JsonFields<'a, S: FieldSink = Map<String, Value>>(pub &'a mut S);
+/// with its chain of causes, anything else as text) into [`Fields`]: the Worker's log lines and the Lambda host's
+/// EMF lines are written from them.
+pub struct JsonFields<'a>(pub &'a mut Fields);
 
-impl<S: FieldSink> tracing::field::Visit for JsonFields<'_, S> {
+impl tracing::field::Visit for JsonFields<'_> {
     fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
         self.0.put(field.name(), serde_json::Number::from_f64(value).map_or(Value::Null, Value::Number));
     }
@@ -463,5 +462,9 @@ mod tests {
         assert_eq!(event, fields(&[("trace_id", json!("t")), ("request_id", json!("r-1")), ("function", json!("cart"))]));
         assert_eq!(event.get("function"), Some(&json!("cart")));
         assert_eq!(event.get("status"), None);
+        // A span's later record moves its fields in the same way.
+        span.absorb(fields(&[("status", json!(200)), ("request_id", json!("r-2"))]));
+        let names: Vec<_> = span.iter().map(|(name, value)| (name, value.clone())).collect();
+        assert_eq!(names, [("request_id", json!("r-2")), ("function", json!("cart")), ("status", json!(200))]);
     }
 }

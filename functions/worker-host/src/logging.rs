@@ -21,7 +21,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, Once, PoisonError};
 
-use serde_json::{Map, Value};
+use serde::ser::{Serialize, SerializeMap as _, Serializer};
+use serde_json::Value;
+use shared::telemetry::{Fields, JsonFields};
 use tracing::level_filters::LevelFilter;
 use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
@@ -44,7 +46,7 @@ pub(crate) fn init() {
 struct SpanData {
     metadata: &'static Metadata<'static>,
     parent: Option<u64>,
-    fields: Map<String, Value>,
+    fields: Fields,
     /// Handles to this span, plus one for each open child (a child's line needs its ancestors' fields).
     refs: usize,
 }
@@ -122,8 +124,8 @@ impl Subscriber for JsonConsole {
     }
 
     fn new_span(&self, attrs: &Attributes<'_>) -> Id {
-        let mut fields = Map::new();
-        attrs.record(&mut shared::telemetry::JsonFields(&mut fields));
+        let mut fields = Fields::default();
+        attrs.record(&mut JsonFields(&mut fields));
         let id = self.last_id.fetch_add(1, Ordering::Relaxed).wrapping_add(1).max(1);
         let mut state = self.state();
         let parent = if attrs.is_contextual() {
@@ -143,10 +145,10 @@ impl Subscriber for JsonConsole {
     }
 
     fn record(&self, span: &Id, values: &Record<'_>) {
-        let mut fields = Map::new();
-        values.record(&mut shared::telemetry::JsonFields(&mut fields));
+        let mut fields = Fields::default();
+        values.record(&mut JsonFields(&mut fields));
         if let Some(data) = self.state().spans.get_mut(&span.into_u64()) {
-            data.fields.extend(fields);
+            data.fields.absorb(fields);
         }
     }
 
@@ -154,10 +156,11 @@ impl Subscriber for JsonConsole {
 
     fn event(&self, event: &Event<'_>) {
         let metadata = event.metadata();
-        let mut event_fields = Map::new();
-        event.record(&mut shared::telemetry::JsonFields(&mut event_fields));
-        let mut line = Map::new();
-        {
+        // The event's fields are recorded before the lock is taken: a field's `Debug` is foreign code.
+        let mut event_fields = Fields::default();
+        event.record(&mut JsonFields(&mut event_fields));
+        let time = String::from(worker::js_sys::Date::new_0().to_iso_string());
+        let text = {
             let state = self.state();
             let innermost = if event.is_contextual() {
                 state.stack.last().copied()
@@ -171,19 +174,20 @@ impl Subscriber for JsonConsole {
                 chain.push(data);
                 next = data.parent;
             }
+            let mut line = Line::default();
             if let Some(data) = chain.first() {
-                line.insert("span".to_owned(), Value::from(data.metadata.name()));
+                line.put("span", Member::Text(data.metadata.name()));
             }
             for data in chain.iter().rev() {
-                line.extend(data.fields.iter().map(|(key, value)| (key.clone(), value.clone())));
+                line.put_all(&data.fields);
             }
-        }
-        line.extend(event_fields);
-        line.insert("level".to_owned(), Value::from(metadata.level().as_str()));
-        line.insert("target".to_owned(), Value::from(metadata.target()));
-        line.insert("time".to_owned(), Value::from(String::from(worker::js_sys::Date::new_0().to_iso_string())));
-        // Serialising a map of strings, numbers and booleans cannot fail; if it ever did, say so rather than panic.
-        let text = serde_json::to_string(&line).unwrap_or_else(|_| "{\"level\":\"ERROR\",\"message\":\"unserialisable log event\"}".to_owned());
+            line.put_all(&event_fields);
+            line.put("level", Member::Text(metadata.level().as_str()));
+            line.put("target", Member::Text(metadata.target()));
+            line.put("time", Member::Text(&time));
+            // Serialising strings, numbers and booleans cannot fail; if it ever did, say so rather than panic.
+            serde_json::to_string(&line).unwrap_or_else(|_| "{\"level\":\"ERROR\",\"message\":\"unserialisable log event\"}".to_owned())
+        };
         write(*metadata.level(), text);
     }
 
@@ -224,5 +228,44 @@ impl Subscriber for JsonConsole {
         }
         closed
     }
+}
 
+/// One log line's members, borrowed from the spans and the event it is written from: the line is serialised
+/// straight from them, with no key or value copied into a map (the same change made the Lambda host's EMF lines a
+/// fifth cheaper). A later member of a name replaces the earlier in place, so the line has each name once.
+#[derive(Default)]
+struct Line<'a>(Vec<(&'a str, Member<'a>)>);
+
+#[derive(Clone, Copy)]
+enum Member<'a> {
+    Json(&'a Value),
+    Text(&'a str),
+}
+
+impl<'a> Line<'a> {
+    fn put(&mut self, name: &'a str, member: Member<'a>) {
+        match self.0.iter_mut().find(|(field, _)| *field == name) {
+            Some(slot) => slot.1 = member,
+            None => self.0.push((name, member)),
+        }
+    }
+
+    fn put_all(&mut self, fields: &'a Fields) {
+        for (name, value) in fields.iter() {
+            self.put(name, Member::Json(value));
+        }
+    }
+}
+
+impl Serialize for Line<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut line = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, member) in &self.0 {
+            match member {
+                Member::Json(value) => line.serialize_entry(name, value)?,
+                Member::Text(text) => line.serialize_entry(name, text)?,
+            }
+        }
+        line.end()
+    }
 }
