@@ -39,7 +39,7 @@
 # BENCH_SAMPLES (default 500) and BENCH_WARMUP (default 50) tune the run. BENCH_STREAK (default 1) sends that many
 # requests in a row to one Worker before the other's turn: what a Worker does after its response (the Storefront
 # writes its request line then, and under `wrangler dev` each console call is a line workerd writes to wrangler,
-# which parses it: some 0.15 ms of the machine's time, whatever the line's length) lands on whichever request comes
+# which parses it: about a millisecond of the isolate's time, see README) lands on whichever request comes
 # next, which with a streak of 1 is often the other Worker's; with a longer streak each Worker bears its own.
 #
 # wrangler's DevTools inspector is detached from both Workers (BENCH_INSPECTOR=0, the default), as in production,
