@@ -183,8 +183,10 @@ bench_workers() {
   cron=$(housekeeping_cron)
   port=$(free_port)
   inspector_port=$(free_port "$port")
-  # As in production and in scripts/bench-workers.sh: no DevTools inspector behind the Worker's console calls.
+  # As in production and in scripts/bench-workers.sh: no DevTools inspector behind the Worker's console calls, and
+  # no local trace store written by wrangler's local observability on every request.
   wrangler_inspector 0
+  export X_LOCAL_OBSERVABILITY=false
   (cd "$run/worker" && exec setsid "$WRANGLER_BIN" dev --config "$run/worker/wrangler.toml" --ip 127.0.0.1 --port "$port" \
     --inspector-ip 127.0.0.1 --inspector-port "$inspector_port" --persist-to "$run/worker/state" --test-scheduled \
     --show-interactive-dev-session=false --log-level warn --env-file "$run/worker/dev.vars" --var "DEMO_SEED:$products") \

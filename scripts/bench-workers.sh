@@ -38,9 +38,9 @@
 # Writes a markdown section to stdout and to ${1:-target/bench-workers.md} (git ignores target/).
 # BENCH_SAMPLES (default 500) and BENCH_WARMUP (default 50) tune the run. BENCH_STREAK (default 1) sends that many
 # requests in a row to one Worker before the other's turn: what a Worker does after its response (the Storefront
-# writes its request line then, and under `wrangler dev` each console call is a line workerd writes to wrangler,
-# which parses it: about a millisecond of the isolate's time, see README) lands on whichever request comes
-# next, which with a streak of 1 is often the other Worker's; with a longer streak each Worker bears its own.
+# writes its request line then; under `wrangler dev` each console call is a line workerd writes to wrangler, which
+# parses it and appends it to its own log file) lands on whichever request comes next, which with a streak of 1 is
+# often the other Worker's; with a longer streak each Worker bears its own.
 #
 # wrangler's DevTools inspector is detached from both Workers (BENCH_INSPECTOR=0, the default), as in production,
 # where nothing inspects a Worker. Attached (`wrangler dev`'s default, BENCH_INSPECTOR=1), it makes every console
@@ -50,6 +50,20 @@
 # to leave the inspector to VS Code's JavaScript debugger (`wrangler_inspector` in scripts/lib.sh); after each start
 # the script checks that the inspector port is closed (or, with BENCH_INSPECTOR=1, open), so a wrangler that stopped
 # honouring it fails the run instead of measuring the other way.
+#
+# wrangler's local observability is off for both Workers too (BENCH_LOCAL_OBSERVABILITY=0, the default), as in
+# production, where Workers Logs and traces are collected outside the Worker's process. Since wrangler 4.16x,
+# `wrangler dev` attaches a trace collector to every Worker by default and stores each invocation's trace and log
+# lines in a SQLite file of its own (state/v3/observability/miniflare-wobs-trace-store, one file for both Workers
+# here): per request, about 16 page writes and 2 fsyncs in the Worker's own workerd process. That is about 1.2-1.4 ms
+# added to every request of either Worker, the same for both, which pulls their ratio towards 1: with it on, the
+# product read measured 1.08-1.15x Hono's; with it off, 1.27-1.34x, in the same hour (README). The switch is
+# wrangler's X_LOCAL_OBSERVABILITY; after the run the script checks that the trace store was (with
+# BENCH_LOCAL_OBSERVABILITY=1) or was not written, so a wrangler that stops honouring it fails the run.
+#
+# BENCH_ASSETS=0 (a diagnostic; the default 1 runs wrangler.toml as deployed) runs the Storefront Worker without its
+# [assets] section, so without the asset router that `wrangler dev` puts in front of a Worker with static assets
+# (in production Cloudflare runs it, outside the Worker's isolate). The report says when it is off.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -60,9 +74,13 @@ samples="${BENCH_SAMPLES:-500}"
 warmup="${BENCH_WARMUP:-50}"
 streak="${BENCH_STREAK:-1}"
 inspector="${BENCH_INSPECTOR:-0}"
+observability="${BENCH_LOCAL_OBSERVABILITY:-0}"
+assets="${BENCH_ASSETS:-1}"
 release="$PWD/target/worker-host/release"
 [[ "$samples" =~ ^[1-9][0-9]*$ && "$warmup" =~ ^[0-9]+$ && "$streak" =~ ^[1-9][0-9]*$ ]] || die "BENCH_SAMPLES, BENCH_WARMUP and BENCH_STREAK must be whole numbers"
 [[ "$inspector" == 0 || "$inspector" == 1 ]] || die "BENCH_INSPECTOR must be 0 (detached, the default) or 1 (attached)"
+[[ "$observability" == 0 || "$observability" == 1 ]] || die "BENCH_LOCAL_OBSERVABILITY must be 0 (off, the default) or 1 (wrangler's default, on)"
+[[ "$assets" == 0 || "$assets" == 1 ]] || die "BENCH_ASSETS must be 1 (wrangler.toml's [assets], the default) or 0 (none)"
 (( samples % streak == 0 )) || die "BENCH_SAMPLES ($samples) must be a multiple of BENCH_STREAK ($streak)"
 
 for tool in python3 curl gzip awk setsid; do
@@ -92,6 +110,7 @@ bash scripts/workers-tools.sh
 source "$STOREFRONT_TOOLS/workers-env.sh"
 export XDG_CONFIG_HOME="$run/xdg" WRANGLER_SEND_METRICS=false WRANGLER_LOG_PATH="$run/wrangler-logs" \
   CLOUDFLARE_CF_FETCH_ENABLED=false NO_COLOR=1 FORCE_COLOR=0
+if [[ "$observability" == 0 ]]; then export X_LOCAL_OBSERVABILITY=false; else export X_LOCAL_OBSERVABILITY=true; fi
 mkdir -p "$XDG_CONFIG_HOME" "$WRANGLER_LOG_PATH"
 wrangler_inspector "$inspector"
 
@@ -109,6 +128,11 @@ fi
 mkdir -p "$run/storefront"
 wrangler_config_without_build "$run/storefront/wrangler.toml"
 grep -q "^main = \"$release/entry.mjs\"$" "$run/storefront/wrangler.toml" || die "wrangler.toml's main is not target/worker-host/release/entry.mjs"
+if [[ "$assets" == 0 ]]; then
+  awk '/^\[/ { skip = ($0 == "[assets]") } !skip' "$run/storefront/wrangler.toml" >"$run/storefront.toml"
+  mv "$run/storefront.toml" "$run/storefront/wrangler.toml"
+  ! grep -q '^\[assets\]' "$run/storefront/wrangler.toml" || die "could not take [assets] out of the Storefront's wrangler.toml"
+fi
 # The Hono Worker runs from a copy beside a link to the cached node_modules, so that wrangler's bundler finds hono
 # and writes its .wrangler folder into the run folder, not into scripts/bench/hono.
 mkdir -p "$run/hono"
@@ -307,6 +331,13 @@ print(f"All {checked} timed responses (and {warmup * streak * len(rows) * 2} war
 EOF
 
 load_after=$(cut -d' ' -f1 /proc/loadavg)
+# The local trace store is where wrangler keeps what its local observability collects: written only while it is on.
+trace_store=$(find "$state" -path '*observability*' -name '*.sqlite' 2>/dev/null | head -n1)
+if [[ "$observability" == 0 && -n "$trace_store" ]]; then
+  die "wrangler wrote its local trace store ($trace_store) although X_LOCAL_OBSERVABILITY=false: it no longer honours the switch"
+elif [[ "$observability" == 1 && -z "$trace_store" ]]; then
+  die "wrangler's local observability was asked for (BENCH_LOCAL_OBSERVABILITY=1) but wrote no trace store under $state"
+fi
 wasm="$release/index_bg.wasm"
 wasm_raw=$(stat -c %s "$wasm")
 wasm_gz=$(gzip -9 -c "$wasm" | wc -c)
@@ -322,6 +353,12 @@ wrangler_version=$("$WRANGLER_BIN" --version 2>/dev/null | tail -n1)
   else
     echo "wrangler's DevTools inspector attached to both Workers (BENCH_INSPECTOR=1): every console call is a DevTools protocol message to wrangler too."
   fi
+  if [[ "$observability" == 0 ]]; then
+    echo "wrangler's local observability off for both Workers, as Workers Logs and traces are collected outside the Worker in production (BENCH_LOCAL_OBSERVABILITY=0, X_LOCAL_OBSERVABILITY=false; checked: no local trace store was written)."
+  else
+    echo "wrangler's local observability on (BENCH_LOCAL_OBSERVABILITY=1, its default): every request of either Worker stores its trace and log lines in a local SQLite file, in the Worker's own process."
+  fi
+  [[ "$assets" == 1 ]] || echo "**Diagnostic run: the Storefront Worker without its [assets] section (BENCH_ASSETS=0), so without the asset router in front of it; not the deployed configuration.**"
   echo "Requests alternate between the Workers $streak at a time (BENCH_STREAK) over one keep-alive connection each, after $warmup warm-up rounds; $samples samples per cell."
   echo "One-minute load average before the measurement $load_before, after it $load_after."
   echo

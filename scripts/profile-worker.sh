@@ -41,6 +41,8 @@ sed -i "s#^main = .*#main = \"$out/entry.mjs\"#" "$run/wrangler.toml"
 printf 'STOREFRONT_SECRET=%s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$run/dev.vars"
 chmod 600 "$run/dev.vars"
 export XDG_CONFIG_HOME="$run/xdg" WRANGLER_SEND_METRICS=false WRANGLER_LOG_PATH="$run/logs" CLOUDFLARE_CF_FETCH_ENABLED=false NO_COLOR=1
+# As in scripts/bench-workers.sh: wrangler's local observability (a trace store written on every request) off.
+export X_LOCAL_OBSERVABILITY=false
 port=$(free_port)
 inspector=$(free_port "$port")
 say "starting wrangler dev on 127.0.0.1:$port (inspector on 127.0.0.1:$inspector)"
