@@ -64,6 +64,11 @@
 # BENCH_ASSETS=0 (a diagnostic; the default 1 runs wrangler.toml as deployed) runs the Storefront Worker without its
 # [assets] section, so without the asset router that `wrangler dev` puts in front of a Worker with static assets
 # (in production Cloudflare runs it, outside the Worker's isolate). The report says when it is off.
+#
+# BENCH_RUST_FLOOR=1 (a diagnostic) measures, in the Storefront's place, the Rust floor: the Hono baseline's product
+# read as the smallest workers-rs Worker, with no Storefront code, built as the Storefront Worker is
+# (scripts/bench/rust-floor/). The Storefront Worker still runs, to seed the catalog and to give the bodies every
+# answer is checked against. Its ratio to Hono is what workers-rs and wasm-bindgen alone cost a request here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -76,11 +81,13 @@ streak="${BENCH_STREAK:-1}"
 inspector="${BENCH_INSPECTOR:-0}"
 observability="${BENCH_LOCAL_OBSERVABILITY:-0}"
 assets="${BENCH_ASSETS:-1}"
+floor="${BENCH_RUST_FLOOR:-0}"
 release="$PWD/target/worker-host/release"
 [[ "$samples" =~ ^[1-9][0-9]*$ && "$warmup" =~ ^[0-9]+$ && "$streak" =~ ^[1-9][0-9]*$ ]] || die "BENCH_SAMPLES, BENCH_WARMUP and BENCH_STREAK must be whole numbers"
 [[ "$inspector" == 0 || "$inspector" == 1 ]] || die "BENCH_INSPECTOR must be 0 (detached, the default) or 1 (attached)"
 [[ "$observability" == 0 || "$observability" == 1 ]] || die "BENCH_LOCAL_OBSERVABILITY must be 0 (off, the default) or 1 (wrangler's default, on)"
 [[ "$assets" == 0 || "$assets" == 1 ]] || die "BENCH_ASSETS must be 1 (wrangler.toml's [assets], the default) or 0 (none)"
+[[ "$floor" == 0 || "$floor" == 1 ]] || die "BENCH_RUST_FLOOR must be 0 (the Storefront, the default) or 1 (the Rust floor in its place)"
 (( samples % streak == 0 )) || die "BENCH_SAMPLES ($samples) must be a multiple of BENCH_STREAK ($streak)"
 
 for tool in python3 curl gzip awk setsid; do
@@ -132,6 +139,15 @@ if [[ "$assets" == 0 ]]; then
   awk '/^\[/ { skip = ($0 == "[assets]") } !skip' "$run/storefront/wrangler.toml" >"$run/storefront.toml"
   mv "$run/storefront.toml" "$run/storefront/wrangler.toml"
   ! grep -q '^\[assets\]' "$run/storefront/wrangler.toml" || die "could not take [assets] out of the Storefront's wrangler.toml"
+fi
+if [[ "$floor" == 1 ]]; then
+  say "building the Rust floor Worker (scripts/bench/rust-floor)"
+  CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}" bash scripts/bench/rust-floor/build.sh
+  mkdir -p "$run/floor"
+  # The Hono baseline's configuration (same compatibility date, same D1 binding and database), with the floor as main.
+  sed -e 's/^name = .*/name = "storefront-bench-rust-floor"/' -e "s#^main = .*#main = \"$PWD/target/worker-host/rust-floor/entry.mjs\"#" \
+    scripts/bench/hono/wrangler.toml >"$run/floor/wrangler.toml"
+  grep -q "^main = \"$PWD/target/worker-host/rust-floor/entry.mjs\"$" "$run/floor/wrangler.toml" || die "could not point the floor's wrangler.toml at its build"
 fi
 # The Hono Worker runs from a copy beside a link to the cached node_modules, so that wrangler's bundler finds hono
 # and writes its .wrangler folder into the run folder, not into scripts/bench/hono.
@@ -186,6 +202,15 @@ hono_port=$(free_port "$storefront_port")
 say "starting the Hono Worker on 127.0.0.1:$hono_port (same persist folder, same D1 database_id)"
 start_worker hono "$hono_port"
 hono_first_ms=$first_200_ms
+measured_port=$storefront_port
+if [[ "$floor" == 1 ]]; then
+  floor_port=$(free_port "$hono_port")
+  say "starting the Rust floor Worker on 127.0.0.1:$floor_port (same persist folder, same D1 database_id)"
+  start_worker floor "$floor_port"
+  storefront_first_ms=$first_200_ms
+  measured_port=$floor_port
+fi
+ours_label=$([[ "$floor" == 1 ]] && echo "Rust floor" || echo "Storefront")
 
 say "seeding the demo catalog through the Storefront Worker's housekeeping cron trigger"
 curl -sS --fail --max-time 300 -o /dev/null "http://127.0.0.1:$storefront_port/__scheduled?cron=${housekeeping_cron// /+}" \
@@ -194,10 +219,12 @@ curl -sS --fail --max-time 300 -o /dev/null "http://127.0.0.1:$storefront_port/_
 say "measuring: $warmup warm-up rounds, then $samples samples per cell, alternating Storefront and Hono"
 # Anything else busy on the machine shows in the figures; the load average before and after is reported with them.
 load_before=$(cut -d' ' -f1 /proc/loadavg)
-python3 - "$storefront_port" "$hono_port" "$samples" "$warmup" "$streak" >"$run/table.md" <<'EOF' || { show_logs; die "the measurement failed"; }
+python3 - "$storefront_port" "$hono_port" "$samples" "$warmup" "$streak" "$measured_port" "$ours_label" >"$run/table.md" <<'EOF' || { show_logs; die "the measurement failed"; }
 import http.client, json, math, sys, time, urllib.parse
 
-storefront_port, hono_port, samples, warmup, streak = (int(argument) for argument in sys.argv[1:6])
+storefront_port, hono_port, samples, warmup, streak, measured_port = (int(argument) for argument in sys.argv[1:7])
+# The Worker measured against Hono: the Storefront, or the Rust floor in its place (BENCH_RUST_FLOOR=1).
+ours_label = sys.argv[7]
 
 
 def fail(message):
@@ -264,6 +291,14 @@ for product_id in ids:
     if ours.get("id") != product_id or ours != theirs:
         fail(f"the Workers disagree on product {product_id}:\n  storefront {ours}\n  hono       {theirs}")
     expected[product_id] = ours
+# The Worker measured in the Storefront's place, if another, answers each product as the Storefront does (checked
+# above the timing with the Storefront's own answers), and is measured over a connection of its own.
+if measured_port != storefront_port:
+    storefront = Client("storefront", measured_port)
+    for product_id in ids:
+        floor_view, _ = json_200(storefront, f"/products/{product_id}")
+        if floor_view != expected[product_id]:
+            fail(f"the {ours_label} Worker disagrees with the Storefront on product {product_id}:\n  {floor_view}\n  {expected[product_id]}")
 
 def check_product(client, product_id):
     def check(status, headers, body):
@@ -318,7 +353,7 @@ labels = {
     "product": f"GET /products/{{id}} ({len(ids)} ids in turn; D1 point read on both)",
     "unrouted": "GET /bench/not-a-route (a 404 problem document; no storage on either): the fixed cost of a request",
 }
-print("| request | Storefront p50 ms | Storefront p99 ms | Hono p50 ms | Hono p99 ms | Storefront/Hono p50 | Storefront/Hono p99 |")
+print(f"| request | {ours_label} p50 ms | {ours_label} p99 ms | Hono p50 ms | Hono p99 ms | {ours_label}/Hono p50 | {ours_label}/Hono p99 |")
 print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
 for row in rows:
     ours, theirs = times[(row, "storefront")], times[(row, "hono")]
@@ -327,7 +362,7 @@ for row in rows:
 print()
 checked = sum(len(values) for values in times.values())
 print(f"All {checked} timed responses (and {warmup * streak * len(rows) * 2} warm-up ones) were the status and body asked for; "
-      f"connections opened: Storefront {storefront.opened}, Hono {hono.opened}.")
+      f"connections opened: {ours_label} {storefront.opened}, Hono {hono.opened}.")
 EOF
 
 load_after=$(cut -d' ' -f1 /proc/loadavg)
@@ -339,13 +374,18 @@ elif [[ "$observability" == 1 && -z "$trace_store" ]]; then
   die "wrangler's local observability was asked for (BENCH_LOCAL_OBSERVABILITY=1) but wrote no trace store under $state"
 fi
 wasm="$release/index_bg.wasm"
+[[ "$floor" == 0 ]] || wasm="$PWD/target/worker-host/rust-floor/index_bg.wasm"
 wasm_raw=$(stat -c %s "$wasm")
 wasm_gz=$(gzip -9 -c "$wasm" | wc -c)
 node_version=$(node --version)
 workerd_version=$(sed -n 's/^[[:space:]]*"version":[[:space:]]*"\([^"]*\)".*/\1/p' "$STOREFRONT_TOOLS/npm/node_modules/workerd/package.json" | head -n1)
 wrangler_version=$("$WRANGLER_BIN" --version 2>/dev/null | tail -n1)
 {
-  echo "## Workers: the release Storefront Worker (Rust) against a Hono Worker (JavaScript) on one D1 database"
+  if [[ "$floor" == 1 ]]; then
+    echo "## Workers: the Rust floor (workers-rs, no Storefront code) against a Hono Worker (JavaScript) on one D1 database"
+  else
+    echo "## Workers: the release Storefront Worker (Rust) against a Hono Worker (JavaScript) on one D1 database"
+  fi
   echo
   echo "wrangler $wrangler_version (workerd $workerd_version) on Node $node_version, hono $HONO_VERSION; both Workers under \`wrangler dev\` on 127.0.0.1 with one \`--persist-to\` folder (one D1 SQLite file); $(nproc) CPUs; $(date -u '+%Y-%m-%d %H:%M UTC')."
   if [[ "$inspector" == 0 ]]; then
@@ -358,17 +398,18 @@ wrangler_version=$("$WRANGLER_BIN" --version 2>/dev/null | tail -n1)
   else
     echo "wrangler's local observability on (BENCH_LOCAL_OBSERVABILITY=1, its default): every request of either Worker stores its trace and log lines in a local SQLite file, in the Worker's own process."
   fi
+  [[ "$floor" == 0 ]] || echo "**Diagnostic run: the Rust floor (scripts/bench/rust-floor, workers-rs with no Storefront code) measured in the Storefront's place (BENCH_RUST_FLOOR=1); the Storefront Worker seeded the catalog and gave the bodies checked.**"
   [[ "$assets" == 1 ]] || echo "**Diagnostic run: the Storefront Worker without its [assets] section (BENCH_ASSETS=0), so without the asset router in front of it; not the deployed configuration.**"
   echo "Requests alternate between the Workers $streak at a time (BENCH_STREAK) over one keep-alive connection each, after $warmup warm-up rounds; $samples samples per cell."
   echo "One-minute load average before the measurement $load_before, after it $load_after."
   echo
   cat "$run/table.md"
   echo
-  echo "| wrangler dev start to the first 200 (GET /health, one D1 point read) | Storefront | Hono |"
+  echo "| wrangler dev start to the first 200 (GET /health, one D1 point read) | $ours_label | Hono |"
   echo "| --- | ---: | ---: |"
   echo "| started one after the other, polled every 50 ms | $storefront_first_ms ms | $hono_first_ms ms |"
   echo
-  echo "Release wasm (target/worker-host/release/index_bg.wasm): $wasm_raw bytes raw, $wasm_gz bytes gzipped (-9)."
+  echo "Release wasm (${wasm#"$PWD/"}): $wasm_raw bytes raw, $wasm_gz bytes gzipped (-9)."
 } >"$run/report.md"
 tee "$out" <"$run/report.md"
 echo "written to $out" >&2

@@ -6,7 +6,8 @@
 #   binary size against a hello-world built the same way, and one product read on DynamoDB Local against the same
 #   read in Python 3 on boto3;
 # - scripts/bench-workers.sh: the release Worker against a Hono Worker on the same `wrangler dev` and D1 data
-#   (product read, search, a 404), start to first 200, wasm size;
+#   (product read, search, a 404), start to first 200, wasm size; then the same against the Rust floor, the smallest
+#   workers-rs Worker doing the same read (BENCH_RUST_FLOOR=1), in a section of its own;
 # - scripts/bench-local.sh: the local host's requests per second and latency under load (oha, drill).
 # Each part installs what it needs and fails loudly; each part's own file stays in target/bench/.
 # Run it on a quiet machine: anything else busy shows in the figures.
@@ -20,6 +21,9 @@ mkdir -p "$parts" "$(dirname "$out")"
 started=$(date +%s)
 bash scripts/bench-lambda.sh "$parts/lambda.md"
 bash scripts/bench-workers.sh "$parts/workers.md"
+# The Rust floor in the Storefront's place (what workers-rs alone costs a request), a section of the Workers part.
+BENCH_RUST_FLOOR=1 BENCH_SKIP_BUILD=1 bash scripts/bench-workers.sh "$parts/workers-floor.md"
+{ echo; cat "$parts/workers-floor.md"; } >>"$parts/workers.md"
 bash scripts/bench-local.sh "$parts/local.md"
 bash scripts/bench-search.sh "$parts/search.md"
 # Every function's MemorySize: the template's Globals (no function overrides it; checked here).

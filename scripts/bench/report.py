@@ -150,8 +150,13 @@ def budgets(lambda_md, workers_md):
     workers = next(table for table in tables(workers_md) if "Storefront/Hono p50" in table[0])
     product = next(row for row in workers[1:] if row[0].startswith("GET /products/{id}"))
     product_ratio = number(product[column(workers[0], "Storefront/Hono p50")])
+    floor = next((table for table in tables(workers_md) if "Rust floor/Hono p50" in table[0]), None)
     lines.append(f"- The Worker's `GET /products/{{id}}` p50 at most 1.1x Hono's: "
                  f"{'met' if product_ratio <= 1.1 else 'NOT met'} ({product_ratio:.2f}x).")
+    if floor:
+        ratio = column(floor[0], "Rust floor/Hono p50")
+        lines.append("- (Beside the budget: the Rust floor, the smallest workers-rs Worker doing the same read, against Hono, p50: "
+                     + ", ".join(f"{short(row[0])} {row[ratio]}x" for row in floor[1:]) + ".)")
     return lines
 
 
