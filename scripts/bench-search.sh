@@ -184,9 +184,9 @@ bench_workers() {
   port=$(free_port)
   inspector_port=$(free_port "$port")
   # As in production and in scripts/bench-workers.sh: no DevTools inspector behind the Worker's console calls, and
-  # no local trace store written by wrangler's local observability on every request.
+  # no local trace store written by wrangler's local observability on every request, no debug log file of every line.
   wrangler_inspector 0
-  export X_LOCAL_OBSERVABILITY=false
+  export X_LOCAL_OBSERVABILITY=false WRANGLER_WRITE_LOGS=false
   (cd "$run/worker" && exec setsid "$WRANGLER_BIN" dev --config "$run/worker/wrangler.toml" --ip 127.0.0.1 --port "$port" \
     --inspector-ip 127.0.0.1 --inspector-port "$inspector_port" --persist-to "$run/worker/state" --test-scheduled \
     --show-interactive-dev-session=false --log-level warn --env-file "$run/worker/dev.vars" --var "DEMO_SEED:$products") \

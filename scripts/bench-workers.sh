@@ -61,6 +61,13 @@
 # wrangler's X_LOCAL_OBSERVABILITY; after the run the script checks that the trace store was (with
 # BENCH_LOCAL_OBSERVABILITY=1) or was not written, so a wrangler that stops honouring it fails the run.
 #
+# wrangler's own debug log, a file to which it appends every line it prints or receives from a Worker, is off too
+# (BENCH_WRANGLER_LOG_FILE=0, the default; WRANGLER_WRITE_LOGS=false; 1 keeps wrangler's default): it is wrangler's,
+# not the runtime's, and in production nothing writes it. The Storefront's request line cost wrangler's Node process
+# about a millisecond of CPU with it (about half without), on the 2 CPUs both Workers share: the product read
+# measured 1.27x Hono without it against 1.32-1.34x with it, in the same hour. After the run the script checks that
+# the log folder was (or was not) written.
+#
 # BENCH_ASSETS=0 (a diagnostic; the default 1 runs wrangler.toml as deployed) runs the Storefront Worker without its
 # [assets] section, so without the asset router that `wrangler dev` puts in front of a Worker with static assets
 # (in production Cloudflare runs it, outside the Worker's isolate). The report says when it is off.
@@ -82,11 +89,13 @@ inspector="${BENCH_INSPECTOR:-0}"
 observability="${BENCH_LOCAL_OBSERVABILITY:-0}"
 assets="${BENCH_ASSETS:-1}"
 floor="${BENCH_RUST_FLOOR:-0}"
+log_file="${BENCH_WRANGLER_LOG_FILE:-0}"
 release="$PWD/target/worker-host/release"
 [[ "$samples" =~ ^[1-9][0-9]*$ && "$warmup" =~ ^[0-9]+$ && "$streak" =~ ^[1-9][0-9]*$ ]] || die "BENCH_SAMPLES, BENCH_WARMUP and BENCH_STREAK must be whole numbers"
 [[ "$inspector" == 0 || "$inspector" == 1 ]] || die "BENCH_INSPECTOR must be 0 (detached, the default) or 1 (attached)"
 [[ "$observability" == 0 || "$observability" == 1 ]] || die "BENCH_LOCAL_OBSERVABILITY must be 0 (off, the default) or 1 (wrangler's default, on)"
 [[ "$assets" == 0 || "$assets" == 1 ]] || die "BENCH_ASSETS must be 1 (wrangler.toml's [assets], the default) or 0 (none)"
+[[ "$log_file" == 0 || "$log_file" == 1 ]] || die "BENCH_WRANGLER_LOG_FILE must be 0 (off, the default) or 1 (wrangler's default, on)"
 [[ "$floor" == 0 || "$floor" == 1 ]] || die "BENCH_RUST_FLOOR must be 0 (the Storefront, the default) or 1 (the Rust floor in its place)"
 (( samples % streak == 0 )) || die "BENCH_SAMPLES ($samples) must be a multiple of BENCH_STREAK ($streak)"
 
@@ -118,6 +127,7 @@ source "$STOREFRONT_TOOLS/workers-env.sh"
 export XDG_CONFIG_HOME="$run/xdg" WRANGLER_SEND_METRICS=false WRANGLER_LOG_PATH="$run/wrangler-logs" \
   CLOUDFLARE_CF_FETCH_ENABLED=false NO_COLOR=1 FORCE_COLOR=0
 if [[ "$observability" == 0 ]]; then export X_LOCAL_OBSERVABILITY=false; else export X_LOCAL_OBSERVABILITY=true; fi
+if [[ "$log_file" == 0 ]]; then export WRANGLER_WRITE_LOGS=false; else export WRANGLER_WRITE_LOGS=true; fi
 mkdir -p "$XDG_CONFIG_HOME" "$WRANGLER_LOG_PATH"
 wrangler_inspector "$inspector"
 
@@ -373,6 +383,12 @@ if [[ "$observability" == 0 && -n "$trace_store" ]]; then
 elif [[ "$observability" == 1 && -z "$trace_store" ]]; then
   die "wrangler's local observability was asked for (BENCH_LOCAL_OBSERVABILITY=1) but wrote no trace store under $state"
 fi
+# wrangler's debug log: a file in WRANGLER_LOG_PATH only while it is on.
+if [[ "$log_file" == 0 && -n "$(ls -A "$WRANGLER_LOG_PATH")" ]]; then
+  die "wrangler wrote its debug log into $WRANGLER_LOG_PATH although WRANGLER_WRITE_LOGS=false: it no longer honours the switch"
+elif [[ "$log_file" == 1 && -z "$(ls -A "$WRANGLER_LOG_PATH")" ]]; then
+  die "wrangler's debug log was asked for (BENCH_WRANGLER_LOG_FILE=1) but nothing was written into $WRANGLER_LOG_PATH"
+fi
 wasm="$release/index_bg.wasm"
 [[ "$floor" == 0 ]] || wasm="$PWD/target/worker-host/rust-floor/index_bg.wasm"
 wasm_raw=$(stat -c %s "$wasm")
@@ -397,6 +413,11 @@ wrangler_version=$("$WRANGLER_BIN" --version 2>/dev/null | tail -n1)
     echo "wrangler's local observability off for both Workers, as Workers Logs and traces are collected outside the Worker in production (BENCH_LOCAL_OBSERVABILITY=0, X_LOCAL_OBSERVABILITY=false; checked: no local trace store was written)."
   else
     echo "wrangler's local observability on (BENCH_LOCAL_OBSERVABILITY=1, its default): every request of either Worker stores its trace and log lines in a local SQLite file, in the Worker's own process."
+  fi
+  if [[ "$log_file" == 0 ]]; then
+    echo "wrangler's own debug log file off (BENCH_WRANGLER_LOG_FILE=0, WRANGLER_WRITE_LOGS=false; checked: none was written): wrangler still receives and parses every console line of both Workers."
+  else
+    echo "wrangler's own debug log file on (BENCH_WRANGLER_LOG_FILE=1, its default): wrangler appends every console line it receives from a Worker to a file."
   fi
   [[ "$floor" == 0 ]] || echo "**Diagnostic run: the Rust floor (scripts/bench/rust-floor, workers-rs with no Storefront code) measured in the Storefront's place (BENCH_RUST_FLOOR=1); the Storefront Worker seeded the catalog and gave the bodies checked.**"
   [[ "$assets" == 1 ]] || echo "**Diagnostic run: the Storefront Worker without its [assets] section (BENCH_ASSETS=0), so without the asset router in front of it; not the deployed configuration.**"
