@@ -39,6 +39,11 @@ cleanup() {
   scripts/aws-emulators.sh stop || true
   # This run's secret and the passwords and tokens the scenarios noted are of no use afterwards; the logs stay.
   rm -f "$state/secrets.log" "$state/secrets.txt" "$state/watch.env"
+  # The tier's test output was tallied at its end and is in this run's own output too.
+  rm -f "$log"
+  # The markers with which the order-events function's test fault (STOREFRONT_FAULT_CRASH_ORDERS=crash-) crashed
+  # once per order, in the functions' temporary folder: each run's orders are new, so no later run needs them.
+  rm -f "${TMPDIR:-/tmp}"/storefront-fault-crashed-crash-*
 }
 trap cleanup EXIT
 

@@ -24,6 +24,8 @@ cleanup() {
     kill -KILL "$localstripe_pid" 2>/dev/null || true
   fi
   rm -rf "$state"
+  # The tier's test output was tallied at its end and is in this run's own output too.
+  rm -f "$log"
 }
 trap cleanup EXIT
 

@@ -9,6 +9,7 @@ but the standard library and opens no port. `tests/it/api_contract.rs` runs it a
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -120,4 +121,7 @@ finally:
         browser.wait(10)
     except subprocess.TimeoutExpired:
         browser.kill()
+        browser.wait()
+    # The browser's profile (some megabytes of caches) is this run's alone.
+    shutil.rmtree(profile, ignore_errors=True)
 print(json.dumps(report))
