@@ -12,6 +12,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 TOOLS="${STOREFRONT_TOOLS:-$HOME/.cache/storefront}"
 # shellcheck source=/dev/null
 source "$TOOLS/workers-env.sh" || { echo "build.sh: run scripts/workers-tools.sh first" >&2; exit 1; }
+# shellcheck source=functions/worker-host/package.sh
+source "$ROOT/functions/worker-host/package.sh"
 
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 FLAVOUR="release"
@@ -35,17 +37,7 @@ if [[ -f "$OUT/.stamp" && "$(cat "$OUT/.stamp")" == "$STAMP" ]]; then
   echo "build.sh: $OUT is up to date" >&2
   exit 0
 fi
-rm -rf "$OUT.tmp" && mkdir -p "$OUT.tmp"
-"$WASM_BINDGEN_BIN" "$WASM" --out-dir "$OUT.tmp" \
-  --out-name index --target module --no-typescript \
-  --experimental-reset-state-function --force-enable-abort-handler
-# wrangler imports .wasm as a WebAssembly.Module; wasm-bindgen's module target writes a source-phase import.
-sed -i 's/^import source /import /' "$OUT.tmp/index.js"
-"$WASM_OPT_BIN" -Oz "${NAMES[@]}" --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-  --enable-mutable-globals --enable-reference-types --enable-multivalue --enable-exception-handling \
-  "$OUT.tmp/index_bg.wasm" -o "$OUT.tmp/index_bg.opt.wasm"
-mv "$OUT.tmp/index_bg.opt.wasm" "$OUT.tmp/index_bg.wasm"
-cp "$ENTRY" "$OUT.tmp/entry.mjs"
+package_worker "$WASM" "$OUT" "${NAMES[@]}"
 echo "$STAMP" > "$OUT.tmp/.stamp"
 rm -rf "$OUT" && mv "$OUT.tmp" "$OUT"
 echo "build.sh: built $OUT" >&2

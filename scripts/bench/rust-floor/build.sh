@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Rust floor Worker of scripts/bench-workers.sh (BENCH_RUST_FLOOR=1; src/lib.rs says what it is) exactly as
 # functions/worker-host/build.sh builds the Storefront Worker: cargo with the workspace's `release-wasm` profile for
-# wasm32, wasm-bindgen --target module, wasm-opt -Oz, and the Storefront's JavaScript entry (js/entry.mjs). The crate
+# wasm32, then functions/worker-host/package.sh (wasm-bindgen, wasm-opt -Oz, the Storefront's JavaScript entry). The crate
 # is composed in <target>/rust-floor/crate from src/ here, the workspace's [profile.release] and
 # [profile.release-wasm] verbatim, and the workspace's Cargo.lock (so `worker` and wasm-bindgen are the Storefront's
 # versions); the Worker is written to <repo>/target/worker-host/rust-floor/. Needs scripts/workers-tools.sh's tools.
@@ -10,6 +10,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 TOOLS="${STOREFRONT_TOOLS:-$HOME/.cache/storefront}"
 # shellcheck source=/dev/null
 source "$TOOLS/workers-env.sh" || { echo "rust-floor/build.sh: run scripts/workers-tools.sh first" >&2; exit 1; }
+# shellcheck source=functions/worker-host/package.sh
+source "$ROOT/functions/worker-host/package.sh"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 CRATE="$CARGO_TARGET_DIR/rust-floor/crate"
 OUT="$ROOT/target/worker-host/rust-floor"
@@ -42,15 +44,6 @@ cmp -s "$ROOT/scripts/bench/rust-floor/src/lib.rs" "$CRATE/src/lib.rs" 2>/dev/nu
 [[ -f "$CRATE/Cargo.lock" ]] || cp "$ROOT/Cargo.lock" "$CRATE/Cargo.lock"
 # shellcheck disable=SC2086
 cargo build --manifest-path "$CRATE/Cargo.toml" --profile release-wasm --target wasm32-unknown-unknown $STOREFRONT_BUILD_STD_ARGS >&2
-rm -rf "$OUT.tmp" && mkdir -p "$OUT.tmp"
-"$WASM_BINDGEN_BIN" "$CARGO_TARGET_DIR/wasm32-unknown-unknown/release-wasm/rust_floor.wasm" --out-dir "$OUT.tmp" \
-  --out-name index --target module --no-typescript \
-  --experimental-reset-state-function --force-enable-abort-handler
-sed -i 's/^import source /import /' "$OUT.tmp/index.js"
-"$WASM_OPT_BIN" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-  --enable-mutable-globals --enable-reference-types --enable-multivalue --enable-exception-handling \
-  "$OUT.tmp/index_bg.wasm" -o "$OUT.tmp/index_bg.opt.wasm"
-mv "$OUT.tmp/index_bg.opt.wasm" "$OUT.tmp/index_bg.wasm"
-cp "$ROOT/functions/worker-host/js/entry.mjs" "$OUT.tmp/entry.mjs"
+package_worker "$CARGO_TARGET_DIR/wasm32-unknown-unknown/release-wasm/rust_floor.wasm" "$OUT"
 rm -rf "$OUT" && mv "$OUT.tmp" "$OUT"
 echo "rust-floor/build.sh: built $OUT" >&2
