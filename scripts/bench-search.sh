@@ -177,6 +177,7 @@ bench_workers() {
   fi
   [[ -f "$release/entry.mjs" ]] || die "no release Worker in $release"
   wrangler_config_without_build "$run/worker/wrangler.toml"
+  docs_wrangler_config "$run/worker/docs.toml"
   printf 'STOREFRONT_SECRET=%s\n' "$secret" >"$run/worker/dev.vars"
   chmod 600 "$run/worker/dev.vars"
   local cron port inspector_port group started
@@ -187,7 +188,7 @@ bench_workers() {
   # no local trace store written by wrangler's local observability on every request, no debug log file of every line.
   wrangler_inspector 0
   export X_LOCAL_OBSERVABILITY=false WRANGLER_WRITE_LOGS=false
-  (cd "$run/worker" && exec setsid "$WRANGLER_BIN" dev --config "$run/worker/wrangler.toml" --ip 127.0.0.1 --port "$port" \
+  (cd "$run/worker" && exec setsid "$WRANGLER_BIN" dev --config "$run/worker/wrangler.toml" --config "$run/worker/docs.toml" --ip 127.0.0.1 --port "$port" \
     --inspector-ip 127.0.0.1 --inspector-port "$inspector_port" --persist-to "$run/worker/state" --test-scheduled \
     --show-interactive-dev-session=false --log-level warn --env-file "$run/worker/dev.vars" --var "DEMO_SEED:$products") \
     >"$run/worker.log" 2>&1 &

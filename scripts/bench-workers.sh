@@ -68,13 +68,6 @@
 # measured 1.27x Hono without it against 1.32-1.34x with it, in the same hour. After the run the script checks that
 # the log folder was (or was not) written.
 #
-# BENCH_ASSETS=0 (a diagnostic; the default 1 runs wrangler.toml as deployed) runs the Storefront Worker without its
-# [assets] section, so without the asset router that `wrangler dev` puts in front of a Worker with static assets
-# (in production Cloudflare runs it, outside the Worker's isolate). The report says when it is off.
-#
-# BENCH_HONO_ASSETS=1 (a diagnostic) gives the Hono Worker the Storefront's own [assets] section (the same docs files,
-# the same run_worker_first patterns), so that the same asset router stands in front of both Workers.
-#
 # BENCH_RUST_FLOOR=1 (a diagnostic) measures, in the Storefront's place, the Rust floor: the Hono baseline's product
 # read as the smallest workers-rs Worker, with no Storefront code, built as the Storefront Worker is
 # (scripts/bench/rust-floor/). The Storefront Worker still runs, to seed the catalog and to give the bodies every
@@ -90,17 +83,13 @@ warmup="${BENCH_WARMUP:-50}"
 streak="${BENCH_STREAK:-1}"
 inspector="${BENCH_INSPECTOR:-0}"
 observability="${BENCH_LOCAL_OBSERVABILITY:-0}"
-assets="${BENCH_ASSETS:-1}"
 floor="${BENCH_RUST_FLOOR:-0}"
 log_file="${BENCH_WRANGLER_LOG_FILE:-0}"
-hono_assets="${BENCH_HONO_ASSETS:-0}"
 release="$PWD/target/worker-host/release"
 [[ "$samples" =~ ^[1-9][0-9]*$ && "$warmup" =~ ^[0-9]+$ && "$streak" =~ ^[1-9][0-9]*$ ]] || die "BENCH_SAMPLES, BENCH_WARMUP and BENCH_STREAK must be whole numbers"
 [[ "$inspector" == 0 || "$inspector" == 1 ]] || die "BENCH_INSPECTOR must be 0 (detached, the default) or 1 (attached)"
 [[ "$observability" == 0 || "$observability" == 1 ]] || die "BENCH_LOCAL_OBSERVABILITY must be 0 (off, the default) or 1 (wrangler's default, on)"
-[[ "$assets" == 0 || "$assets" == 1 ]] || die "BENCH_ASSETS must be 1 (wrangler.toml's [assets], the default) or 0 (none)"
 [[ "$log_file" == 0 || "$log_file" == 1 ]] || die "BENCH_WRANGLER_LOG_FILE must be 0 (off, the default) or 1 (wrangler's default, on)"
-[[ "$hono_assets" == 0 || "$hono_assets" == 1 ]] || die "BENCH_HONO_ASSETS must be 0 (none, the default) or 1 (the Storefront's [assets])"
 [[ "$floor" == 0 || "$floor" == 1 ]] || die "BENCH_RUST_FLOOR must be 0 (the Storefront, the default) or 1 (the Rust floor in its place)"
 (( samples % streak == 0 )) || die "BENCH_SAMPLES ($samples) must be a multiple of BENCH_STREAK ($streak)"
 
@@ -150,11 +139,10 @@ fi
 mkdir -p "$run/storefront"
 wrangler_config_without_build "$run/storefront/wrangler.toml"
 grep -q "^main = \"$release/entry.mjs\"$" "$run/storefront/wrangler.toml" || die "wrangler.toml's main is not target/worker-host/release/entry.mjs"
-if [[ "$assets" == 0 ]]; then
-  awk '/^\[/ { skip = ($0 == "[assets]") } !skip' "$run/storefront/wrangler.toml" >"$run/storefront.toml"
-  mv "$run/storefront.toml" "$run/storefront/wrangler.toml"
-  ! grep -q '^\[assets\]' "$run/storefront/wrangler.toml" || die "could not take [assets] out of the Storefront's wrangler.toml"
-fi
+# The docs Worker it reaches on its DOCS binding, run beside it by the same `wrangler dev` as when deployed (no API
+# request reaches it; it is here so that the Storefront runs as configured).
+mkdir -p "$run/docs"
+docs_wrangler_config "$run/docs/wrangler.toml"
 if [[ "$floor" == 1 ]]; then
   say "building the Rust floor Worker (scripts/bench/rust-floor)"
   CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}" bash scripts/bench/rust-floor/build.sh
@@ -168,11 +156,6 @@ fi
 # and writes its .wrangler folder into the run folder, not into scripts/bench/hono.
 mkdir -p "$run/hono"
 cp scripts/bench/hono/index.js scripts/bench/hono/wrangler.toml "$run/hono/"
-if [[ "$hono_assets" == 1 ]]; then
-  # The [assets] section of the Storefront's configuration as written for the run (its directory made absolute).
-  awk '/^\[/ { on = ($0 == "[assets]") } on' "$run/storefront/wrangler.toml" >>"$run/hono/wrangler.toml"
-  grep -q '^run_worker_first = ' "$run/hono/wrangler.toml" || die "could not give the Hono Worker the Storefront's [assets] section"
-fi
 ln -s "$hono_modules" "$run/hono/node_modules"
 
 housekeeping_cron=$(housekeeping_cron)
@@ -216,7 +199,7 @@ start_worker() {
 
 storefront_port=$(free_port)
 say "starting the Storefront Worker (release) on 127.0.0.1:$storefront_port"
-start_worker storefront "$storefront_port" --env-file "$run/dev.vars" --var DEMO_SEED:true
+start_worker storefront "$storefront_port" --config "$run/docs/wrangler.toml" --env-file "$run/dev.vars" --var DEMO_SEED:true
 storefront_first_ms=$first_200_ms
 hono_port=$(free_port "$storefront_port")
 say "starting the Hono Worker on 127.0.0.1:$hono_port (same persist folder, same D1 database_id)"
@@ -429,9 +412,7 @@ wrangler_version=$("$WRANGLER_BIN" --version 2>/dev/null | tail -n1)
   else
     echo "wrangler's own debug log file on (BENCH_WRANGLER_LOG_FILE=1, its default): wrangler appends every console line it receives from a Worker to a file."
   fi
-  [[ "$hono_assets" == 0 ]] || echo "**Diagnostic run: the Hono Worker with the Storefront's [assets] section (BENCH_HONO_ASSETS=1), so the same asset router in front of both.**"
   [[ "$floor" == 0 ]] || echo "**Diagnostic run: the Rust floor (scripts/bench/rust-floor, workers-rs with no Storefront code) measured in the Storefront's place (BENCH_RUST_FLOOR=1); the Storefront Worker seeded the catalog and gave the bodies checked.**"
-  [[ "$assets" == 1 ]] || echo "**Diagnostic run: the Storefront Worker without its [assets] section (BENCH_ASSETS=0), so without the asset router in front of it; not the deployed configuration.**"
   echo "Requests alternate between the Workers $streak at a time (BENCH_STREAK) over one keep-alive connection each, after $warmup warm-up rounds; $samples samples per cell."
   echo "One-minute load average before the measurement $load_before, after it $load_after."
   echo

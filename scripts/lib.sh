@@ -41,6 +41,14 @@ wrangler_config_without_build() {
   ' wrangler.toml >"$1"
 }
 
+# docs_wrangler_config OUT: the docs Worker's configuration (functions/docs/wrangler.toml) with its assets folder
+# made absolute, written to OUT, for a `wrangler dev` that runs the Storefront Worker from a file elsewhere: pass it
+# as a second --config, so the Worker's DOCS binding reaches it.
+docs_wrangler_config() {
+  sed "s#^directory = \"assets\"\$#directory = \"$PWD/functions/docs/assets\"#" functions/docs/wrangler.toml >"$1"
+  grep -q "^directory = \"$PWD/functions/docs/assets\"$" "$1" || die "could not make the docs Worker's assets folder absolute"
+}
+
 # wrangler_inspector ATTACHED: whether the `wrangler dev` processes started after this call attach wrangler's DevTools
 # inspector to their Worker (1, wrangler's default) or not (0, as in production, where nothing inspects a Worker).
 # Attached, every console call of a Worker is also a DevTools protocol message to wrangler, about a millisecond of

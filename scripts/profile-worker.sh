@@ -37,6 +37,7 @@ cleanup() {
 }
 trap cleanup EXIT
 wrangler_config_without_build "$run/wrangler.toml"
+docs_wrangler_config "$run/docs.toml"
 sed -i "s#^main = .*#main = \"$out/entry.mjs\"#" "$run/wrangler.toml"
 printf 'STOREFRONT_SECRET=%s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$run/dev.vars"
 chmod 600 "$run/dev.vars"
@@ -46,7 +47,7 @@ export X_LOCAL_OBSERVABILITY=false
 port=$(free_port)
 inspector=$(free_port "$port")
 say "starting wrangler dev on 127.0.0.1:$port (inspector on 127.0.0.1:$inspector)"
-(cd "$run" && exec setsid "$WRANGLER_BIN" dev --config "$run/wrangler.toml" --ip 127.0.0.1 --port "$port" \
+(cd "$run" && exec setsid "$WRANGLER_BIN" dev --config "$run/wrangler.toml" --config "$run/docs.toml" --ip 127.0.0.1 --port "$port" \
   --inspector-ip 127.0.0.1 --inspector-port "$inspector" --persist-to "$run/state" --test-scheduled \
   --show-interactive-dev-session=false --log-level warn --env-file "$run/dev.vars" --var DEMO_SEED:true) >"$run/wrangler.log" 2>&1 &
 group=$!

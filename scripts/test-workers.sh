@@ -3,7 +3,8 @@
 # 127.0.0.1 only:
 #   1. installs the tools (scripts/workers-tools.sh, idempotent, cached outside the repository);
 #   2. builds the test flavour of the Worker (feature `testkit`: adds GET /__test/contract);
-#   3. starts `wrangler dev --env test` with a fresh persist folder and a random master secret;
+#   3. starts `wrangler dev --env test` (the API Worker and the docs Worker) with a fresh persist folder and a
+#      random master secret;
 #   4. seeds the demo catalog through the housekeeping cron trigger (`/__scheduled`, the same code path a
 #      deployed cron runs), after checking that wrangler.toml's cron schedules are the ones the Worker knows;
 #   5. runs the item store contract suite inside workerd against the real D1 binding and checks every case;
@@ -19,7 +20,7 @@
 #      accounts, admin writes and commerce (carts, discount codes, checkout with each sandbox token, orders,
 #      cancels, and the races: 30 shoppers for 10 units, whose latency line is shown, one key 8 times at once, a
 #      usage limit under concurrent checkouts), MCP with the official Python SDK (both revisions, with and without
-#      a token), schemathesis on every operation of /openapi.json and /docs (a static asset) in headless
+#      a token), schemathesis on every operation of /openapi.json and /docs (from the docs Worker) in headless
 #      Chromium, bounded by STOREFRONT_SCENARIOS_TIMEOUT_SECS because a request a
 #      Worker never answers (a panic resets the isolate) would otherwise hang the run; then
 #      checks as the admin that catalog writes invalidate the KV listing cache (a cached listing is a hit, and
@@ -33,7 +34,7 @@
 #      neither the master secret nor any password or token the scenarios used (STOREFRONT_SECRETS_LOG) appears
 #      in wrangler's output or debug log;
 #   9. reports the wasm size (raw and gzipped, test and release flavours, each within 1 MB gzipped), the time from `wrangler dev` start to the first 200, p50/p99 of
-#      200 sequential GET /products/{id}, and the Worker's own time for a login (Argon2id); then `wrangler deploy --dry-run` bundles the release flavour.
+#      200 sequential GET /products/{id}, and the Worker's own time for a login (Argon2id); then `wrangler deploy --dry-run` bundles the release flavour and the docs Worker.
 # wrangler is stopped by its process group id on exit, whatever happens. Exit status 0 only if every check passed.
 # Set STOREFRONT_SKIP_DRY_RUN=1 to leave out step 9's deploy dry run (it rebuilds the release flavour).
 set -euo pipefail
@@ -87,8 +88,9 @@ started_ns=$(date +%s%N)
 # setsid: wrangler and its workerd child share a new process group whose id is wrangler's PID.
 # --log-level log: the Worker's console output (its JSON log lines) is shown at this level only. wrangler's own
 # debug log goes to the run folder, so the secret check below covers it too. NO_COLOR keeps the lines plain.
+# Two configurations: the API Worker (wrangler.toml, on the port) and the docs Worker it reaches on its DOCS binding.
 (cd "$ROOT" && NO_COLOR=1 FORCE_COLOR=0 WRANGLER_LOG_PATH="$RUN_DIR/wrangler-debug" exec setsid "$WRANGLER_BIN" dev \
-  --env test --ip 127.0.0.1 --port "$PORT" --persist-to "$RUN_DIR/state" --env-file "$RUN_DIR/dev.vars" \
+  -c wrangler.toml -c functions/docs/wrangler.toml --env test --ip 127.0.0.1 --port "$PORT" --persist-to "$RUN_DIR/state" --env-file "$RUN_DIR/dev.vars" \
   --test-scheduled --show-interactive-dev-session=false --log-level log) > "$RUN_DIR/wrangler.log" 2>&1 &
 WRANGLER_PID=$!
 
@@ -123,25 +125,6 @@ print(urllib.parse.quote_plus(relay), urllib.parse.quote_plus(housekeeping), url
 PY
 ) || fail "wrangler.toml's cron schedules do not match RELAY_CRON, HOUSEKEEPING_CRON and REPORT_CRON in functions/worker-host/src/config.rs"
 read -r RELAY_CRON_QUERY HOUSEKEEPING_CRON_QUERY REPORT_CRON_QUERY <<< "$CRONS"
-
-# [assets] run_worker_first sends the API's paths straight to the Worker, past the static-asset lookup. Every path
-# the running Worker documents in /openapi.json (and /mcp) must match one of its patterns, so no new route pays the
-# lookup or can be shadowed by a file; the docs page and its files must match none, so that they stay assets
-# first with the Worker behind them (it answers a file the assets lack with a problem document). A pattern's `*`
-# matches anything, slashes included, and a pattern matches the whole path (as wrangler's asset router reads them).
-curl -sS --fail --max-time 10 -o "$RUN_DIR/openapi.json" "$BASE/openapi.json" || fail "GET /openapi.json failed"
-python3 - "$ROOT/wrangler.toml" "$RUN_DIR/openapi.json" <<'PY' || fail "wrangler.toml's [assets] run_worker_first does not cover exactly the API's routes"
-import json, re, sys, tomllib
-patterns = tomllib.load(open(sys.argv[1], "rb"))["assets"]["run_worker_first"]
-def worker_first(path):
-    return any(re.fullmatch(".*".join(map(re.escape, pattern.split("*"))), path) for pattern in patterns)
-paths = [re.sub(r"\{[^}]+\}", "x", path) for path in json.load(open(sys.argv[2]))["paths"]] + ["/mcp", "/openapi.json"]
-missing = [path for path in paths if not path.startswith("/docs") and not worker_first(path)]
-docs = [path for path in ("/docs", "/docs/", "/docs/docs.js", "/docs.html") if worker_first(path)]
-if missing or docs:
-    sys.exit(f"run_worker_first {patterns}: API paths it misses {missing}; docs paths it takes {docs}")
-print(f"run_worker_first: {len(patterns)} patterns cover the {len(paths) - sum(p.startswith('/docs') for p in paths)} API paths and none of the docs page")
-PY
 
 log "seeding the demo catalog through the housekeeping cron trigger"
 curl -sS --fail --max-time 300 "$BASE/__scheduled?cron=$HOUSEKEEPING_CRON_QUERY" > "$RUN_DIR/scheduled.txt" \
@@ -700,13 +683,14 @@ release_sizes=""
 release_gz=0
 if [[ "${STOREFRONT_SKIP_DRY_RUN:-0}" != "1" ]]; then
   log "wrangler deploy --dry-run (release flavour)"
-  if (cd "$ROOT" && "$WRANGLER_BIN" deploy --dry-run --outdir "$RUN_DIR/dist") > "$RUN_DIR/dry-run.log" 2>&1; then
-    dry_run="ok: $(grep -Eo 'Total Upload: .*' "$RUN_DIR/dry-run.log" | head -n1)"
+  if (cd "$ROOT" && "$WRANGLER_BIN" deploy --dry-run --outdir "$RUN_DIR/dist") > "$RUN_DIR/dry-run.log" 2>&1 \
+    && (cd "$ROOT" && "$WRANGLER_BIN" deploy --dry-run -c functions/docs/wrangler.toml --env "") > "$RUN_DIR/dry-run-docs.log" 2>&1; then
+    dry_run="ok: $(grep -Eo 'Total Upload: .*' "$RUN_DIR/dry-run.log" | head -n1); docs Worker: $(grep -Eo 'Read [0-9]+ files? from the assets directory' "$RUN_DIR/dry-run-docs.log" | head -n1)"
     release_wasm="$ROOT/target/worker-host/release/index_bg.wasm"
     release_gz=$(gzip -9 -c "$release_wasm" | wc -c)
     release_sizes="release wasm: $(stat -c %s "$release_wasm") bytes raw, $release_gz bytes gzipped (budget 1048576 gzipped)"
   else
-    cat "$RUN_DIR/dry-run.log" >&2
+    cat "$RUN_DIR/dry-run.log" "$RUN_DIR/dry-run-docs.log" >&2 2>/dev/null || true
     dry_run="FAILED"
   fi
 fi

@@ -158,15 +158,25 @@ async fn hostile_commerce_requests_are_refused_and_change_nothing() {
 }
 
 #[tokio::test]
-async fn a_docs_name_that_is_no_file_is_not_found_and_docs_take_only_get() {
+async fn docs_serve_the_page_and_its_files_a_name_that_is_no_file_is_not_found_and_docs_take_only_get() {
     let api = Api::new();
     let missing = api.call(reqwest::Method::GET, "/docs/no-such-file.js", None, None).await;
     assert_eq!((missing.status, missing.problem_code()), (404, Some("not_found")), "GET /docs/no-such-file.js: {}", missing.text);
-    // The page and its files: on the Worker, Workers Static Assets answer a POST to them with a bare 405 before
-    // the Worker runs; every other host's docs function answers its problem document.
+    // The page and its files themselves, on the Worker from its docs Worker: the page names the files it loads.
+    let page = api.call(reqwest::Method::GET, "/docs", None, None).await;
+    assert_eq!(page.status, 200, "GET /docs: {}", page.text);
+    assert!(page.text.contains("<title>Storefront API reference</title>"), "GET /docs is not the page: {}", page.text);
+    for file in ["/docs/docs.js", "/docs/swagger-ui.css"] {
+        assert!(page.text.contains(file), "the page does not load {file}");
+        let answer = api.call(reqwest::Method::GET, file, None, None).await;
+        assert_eq!(answer.status, 200, "GET {file}: {}", answer.status);
+        assert!(!answer.text.is_empty(), "GET {file} is empty");
+    }
+    // The page and its files take GET (and HEAD) only, with the docs function's problem document on every host:
+    // the Worker hands only GET and HEAD to its docs Worker.
     for path in ["/docs", "/docs/docs.js"] {
         let answer = api.call(reqwest::Method::POST, path, None, None).await;
-        assert_eq!(answer.status, 405, "POST {path}: {}", answer.text);
+        assert_eq!((answer.status, answer.problem_code()), (405, Some("method_not_allowed")), "POST {path}: {}", answer.text);
     }
     // A name that is no file reaches the docs function on every host, the Worker included.
     let answer = api.call(reqwest::Method::POST, "/docs/no-such-file.js", None, None).await;

@@ -4,7 +4,8 @@
 //! and stylesheet from the npm package `swagger-ui-dist`), so the page works offline and fetches nothing from
 //! another origin. This crate compiles them in for the local host and the Lambda `docs` function; the Worker
 //! serves the same folder as Workers Static Assets, so no other function's binary and not the Worker's wasm
-//! carry them: there it mounts [`router_without_files`], which answers what the assets did not serve.
+//! carry them: a docs Worker of its own serves them (`functions/docs/wrangler.toml`) and the API Worker mounts
+//! [`router_without_files`], which answers what the docs Worker has no file for.
 //!
 //! Responses:
 //! - `GET /docs`: 200 the page (`text/html`);
@@ -86,16 +87,23 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     <Api as utoipa::OpenApi>::openapi()
 }
 
+/// Whether a request path is the page's or one of its files' (`/docs` and anything below `/docs/`): the paths
+/// the Worker hands to the docs Worker, which serves these files as static assets.
+pub fn is_docs_path(path: &str) -> bool {
+    path == "/docs" || path.starts_with("/docs/")
+}
+
 /// The function's routes. They need no store and no keys, only the clock and ids their request lines use.
 pub fn router(clock: Arc<dyn Clock>, ids: Arc<dyn IdGen>) -> Router {
     let routes = Router::new().route("/docs", get(page)).route("/docs/{file}", get(asset));
     observed(routes, FUNCTION, clock, ids)
 }
 
-/// The function's routes on a host that serves the page and its files as static assets before it routes
-/// anything (the Worker: `[assets]` in `wrangler.toml`). A request that still reaches them names no file of the
-/// page, so a `GET` is 404 `not_found` and any other method 405, as on the other hosts, in the function's own
-/// lines. Nothing here refers to the files, so they stay out of that host's binary.
+/// The function's routes on a host that serves the page and its files as static assets (the Worker hands `GET`
+/// and `HEAD` of [`is_docs_path`] paths to the docs Worker first, `functions/docs/wrangler.toml`). A request that
+/// still reaches them names no file of the page, so a `GET` is 404 `not_found` and any other method 405, as on
+/// the other hosts, in the function's own lines. Nothing here refers to the files, so they stay out of that
+/// host's binary.
 pub fn router_without_files(clock: Arc<dyn Clock>, ids: Arc<dyn IdGen>) -> Router {
     let routes = Router::new().route("/docs", get(no_file)).route("/docs/{file}", get(no_file));
     observed(routes, FUNCTION, clock, ids)

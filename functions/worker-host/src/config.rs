@@ -12,6 +12,9 @@ use worker::Env;
 
 /// The D1 database, the source of truth.
 pub(crate) const DB_BINDING: &str = shared::adapters::d1::D1_BINDING;
+/// The docs Worker (`functions/docs/wrangler.toml`, a service binding): the page `/docs` and its files as Workers
+/// Static Assets.
+pub(crate) const DOCS_BINDING: &str = "DOCS";
 /// The KV namespace holding the catalog listing cache.
 pub(crate) const CATALOG_CACHE_BINDING: &str = "CATALOG_CACHE";
 /// The jobs queue (producer side).

@@ -19,12 +19,23 @@ mod platform;
 
 use worker::{Context, Env, HttpRequest, ScheduleContext, ScheduledEvent, event};
 
-/// Every request: build the state from the bindings, then route it through the functions' routers. The
-/// request's log lines are written after its response has gone (`waitUntil`).
+/// Every request: the docs page and its files from the docs Worker; anything else (and what the docs Worker has
+/// no file for) through the functions' routers, on the state built from the bindings. The request's log lines are
+/// written after its response has gone (`waitUntil`).
 #[event(fetch)]
 async fn fetch(req: HttpRequest, env: Env, ctx: Context) -> worker::Result<worker::web_sys::Response> {
     logging::init();
-    let response = app::into_js(app::handle(req, &env).await).await;
+    let response = match app::docs_file(&req, &env).await {
+        Some(Ok(file)) => Ok(file),
+        Some(Err(error)) => {
+            tracing::error!(error = %error, path = req.uri().path(), "the docs Worker (binding DOCS) failed");
+            app::into_js(axum::response::IntoResponse::into_response(shared::http::ApiError::Internal(anyhow::anyhow!(
+                "the docs Worker failed"
+            ))))
+            .await
+        }
+        None => app::into_js(app::handle(req, &env).await).await,
+    };
     // A timer turn first, so the runtime has sent the response before the isolate is busy writing lines.
     ctx.wait_until(async {
         worker::Delay::from(std::time::Duration::ZERO).await;
