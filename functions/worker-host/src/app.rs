@@ -246,53 +246,24 @@ pub(crate) async fn handle(req: HttpRequest, env: &Env) -> http::Response<Body> 
 ///
 /// # Errors
 /// When the binding is missing or the docs Worker fails: the caller answers 500 and logs it.
-pub(crate) async fn docs_file(req: &HttpRequest, env: &Env) -> Option<worker::Result<worker::web_sys::Response>> {
+pub(crate) async fn docs_file(
+    raw: &worker::web_sys::Request,
+    req: &HttpRequest,
+    env: &Env,
+) -> Option<worker::Result<worker::web_sys::Response>> {
     if !matches!(*req.method(), http::Method::GET | http::Method::HEAD) || !docs::is_docs_path(req.uri().path()) {
         return None;
     }
     let forwarded = async {
         use worker::wasm_bindgen::JsCast as _;
         let fetcher = env.service(config::DOCS_BINDING)?.into_rpc::<worker::worker_sys::Fetcher>();
-        let mut request = http::Request::builder().method(req.method().clone()).uri(req.uri().clone());
-        if let Some(headers) = request.headers_mut() {
-            headers.clone_from(req.headers());
-        }
-        let request = worker::request_to_wasm(request.body(Body::empty())?)?;
-        let response = worker::js_sys::futures::JsFuture::from(fetcher.fetch(&request)?).await?;
+        let response = worker::js_sys::futures::JsFuture::from(fetcher.fetch(raw)?).await?;
         Ok::<_, worker::Error>(response.dyn_into::<worker::web_sys::Response>()?)
     };
     match forwarded.await {
         Ok(response) if response.status() == http::StatusCode::NOT_FOUND.as_u16() => None,
         other => Some(other),
     }
-}
-
-/// The JavaScript response for a routed one. A body of known length (every JSON answer and problem document)
-/// goes as one byte array, which the runtime sends with a `Content-Length`; workers-rs' own conversion makes every
-/// body a `ReadableStream` that the runtime pumps chunk by chunk across the wasm boundary. A body of unknown
-/// length still streams. A 204 or 304 (or any empty body) gets no body at all, as the Fetch standard requires.
-///
-/// # Errors
-/// When a header value is not UTF-8 (this Worker writes none such) or the runtime refuses the response.
-pub(crate) async fn into_js(response: http::Response<Body>) -> worker::Result<worker::web_sys::Response> {
-    use axum::body::HttpBody as _;
-    if response.body().size_hint().exact().is_none() {
-        return worker::response_to_wasm(response);
-    }
-    let (parts, body) = response.into_parts();
-    let bytes = axum::body::to_bytes(body, usize::MAX).await.map_err(|error| worker::Error::RustError(format!("response body: {error}")))?;
-    let headers = worker::web_sys::Headers::new()?;
-    for (name, value) in &parts.headers {
-        headers.append(name.as_str(), std::str::from_utf8(value.as_bytes())?)?;
-    }
-    let init = worker::web_sys::ResponseInit::new();
-    init.set_status(parts.status.as_u16());
-    init.set_headers(&headers);
-    if bytes.is_empty() {
-        return Ok(worker::web_sys::Response::new_with_opt_str_and_init(None, &init)?);
-    }
-    let array = worker::js_sys::Uint8Array::from(bytes.as_ref());
-    Ok(worker::web_sys::Response::new_with_opt_buffer_source_and_init(Some(&array), &init)?)
 }
 
 /// Answers a request with the routers alone (no cache). Never fails.

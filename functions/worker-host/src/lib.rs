@@ -13,28 +13,38 @@ mod cache;
 mod config;
 #[cfg(feature = "testkit")]
 mod contract;
+mod glue;
 mod jobs;
 mod logging;
 mod platform;
 
-use worker::{Context, Env, HttpRequest, ScheduleContext, ScheduledEvent, event};
+use axum::response::IntoResponse as _;
+use shared::http::ApiError;
+use worker::{Context, Env, ScheduleContext, ScheduledEvent, event};
 
 /// Every request: the docs page and its files from the docs Worker; anything else (and what the docs Worker has
 /// no file for) through the functions' routers, on the state built from the bindings. The request's log lines are
 /// written after its response has gone (`waitUntil`).
 #[event(fetch)]
-async fn fetch(req: HttpRequest, env: Env, ctx: Context) -> worker::Result<worker::web_sys::Response> {
+async fn fetch(raw: worker::web_sys::Request, env: Env, ctx: Context) -> worker::Result<worker::web_sys::Response> {
     logging::init();
-    let response = match app::docs_file(&req, &env).await {
-        Some(Ok(file)) => Ok(file),
-        Some(Err(error)) => {
-            tracing::error!(error = %error, path = req.uri().path(), "the docs Worker (binding DOCS) failed");
-            app::into_js(axum::response::IntoResponse::into_response(shared::http::ApiError::Internal(anyhow::anyhow!(
-                "the docs Worker failed"
-            ))))
+    let response = match glue::request(&raw) {
+        Ok(req) => match app::docs_file(&raw, &req, &env).await {
+            Some(Ok(file)) => Ok(file),
+            Some(Err(error)) => {
+                tracing::error!(error = %error, path = req.uri().path(), "the docs Worker (binding DOCS) failed");
+                glue::response(ApiError::Internal(anyhow::anyhow!("the docs Worker failed")).into_response()).await
+            }
+            None => glue::response(app::handle(req, &env).await).await,
+        },
+        Err(error) => {
+            tracing::warn!(error = %error, "a request the http crate cannot represent");
+            glue::response(
+                ApiError::InvalidParameter { param: "request".to_owned(), detail: "the method, URL or a header is malformed".to_owned() }
+                    .into_response(),
+            )
             .await
         }
-        None => app::into_js(app::handle(req, &env).await).await,
     };
     // A timer turn first, so the runtime has sent the response before the isolate is busy writing lines.
     ctx.wait_until(async {
