@@ -24,6 +24,8 @@ cleanup() {
     kill -KILL "$localstripe_pid" 2>/dev/null || true
   fi
   rm -rf "$state"
+  # localstripe keeps its store in this fixed file whatever TMPDIR says; it is this run's.
+  [[ -n "$localstripe_pid" ]] && rm -f /tmp/localstripe.pickle
   # The tier's test output was tallied at its end and is in this run's own output too.
   rm -f "$log"
 }

@@ -163,6 +163,32 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}{nanos:x}{}", UNIQUE.fetch_add(1, Ordering::SeqCst))
 }
 
+/// The prefix of the in-process host's folder in the temporary directory; the process id follows it.
+const IN_PROCESS_DIR_PREFIX: &str = "storefront-e2e-";
+
+/// A fresh folder for the in-process host's data: `storefront-e2e-<pid>` in the temporary directory. The host lives
+/// as long as the test process, which exits without dropping anything (so a `TempDir` would stay behind, with the
+/// host's master secret in it): each run first removes the folders of earlier runs whose process is gone, as Linux's
+/// `/proc` tells (elsewhere they stay; `scripts/test` also runs everything with a temporary directory of its own).
+fn in_process_dir() -> anyhow::Result<std::path::PathBuf> {
+    let base = std::env::temp_dir();
+    let proc_fs = std::path::Path::new("/proc/self").exists();
+    if let (true, Ok(entries)) = (proc_fs, std::fs::read_dir(&base)) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let pid = name.to_str().and_then(|name| name.strip_prefix(IN_PROCESS_DIR_PREFIX)).and_then(|pid| pid.parse::<u32>().ok());
+            if pid.is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists()) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let dir = base.join(format!("{IN_PROCESS_DIR_PREFIX}{}", std::process::id()));
+    // A folder of an earlier process that had this id: start from nothing.
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).with_context(|| format!("a folder for the in-process host: {}", dir.display()))?;
+    Ok(dir)
+}
+
 /// Starts the local host on its own thread and runtime (so it outlives any one test's runtime) and returns its URL,
 /// its master secret (hex) and its data file.
 fn start_in_process_host() -> anyhow::Result<(String, String, std::path::PathBuf)> {
@@ -178,14 +204,14 @@ fn start_in_process_host() -> anyhow::Result<(String, String, std::path::PathBuf
                 }
             };
             runtime.block_on(async move {
-                let dir = match tempfile::tempdir() {
+                let dir = match in_process_dir() {
                     Ok(dir) => dir,
                     Err(error) => {
-                        let _ = sender.send(Err(anyhow::Error::new(error)));
+                        let _ = sender.send(Err(error));
                         return;
                     }
                 };
-                let data = dir.path().join("e2e.db");
+                let data = dir.join("e2e.db");
                 let config = local_host::Config {
                     host: std::net::Ipv4Addr::LOCALHOST.into(),
                     port: 0,
@@ -229,7 +255,7 @@ fn start_in_process_host() -> anyhow::Result<(String, String, std::path::PathBuf
                         let _ = sender.send(Err(error));
                     }
                 }
-                drop(dir);
+                let _ = std::fs::remove_dir_all(&dir);
             });
         })
         .context("failed to spawn the host thread")?;
