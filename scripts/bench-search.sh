@@ -177,7 +177,7 @@ bench_workers() {
   fi
   [[ -f "$release/entry.mjs" ]] || die "no release Worker in $release"
   wrangler_config_without_build "$run/worker/wrangler.toml"
-  docs_wrangler_config "$run/worker/docs.toml"
+  wrangler_config_without_build "$run/worker/docs.toml" functions/docs/wrangler.toml
   printf 'STOREFRONT_SECRET=%s\n' "$secret" >"$run/worker/dev.vars"
   chmod 600 "$run/worker/dev.vars"
   local cron port inspector_port group started

@@ -142,7 +142,7 @@ grep -q "^main = \"$release/entry.mjs\"$" "$run/storefront/wrangler.toml" || die
 # The docs Worker it reaches on its DOCS binding, run beside it by the same `wrangler dev` as when deployed (no API
 # request reaches it; it is here so that the Storefront runs as configured).
 mkdir -p "$run/docs"
-docs_wrangler_config "$run/docs/wrangler.toml"
+wrangler_config_without_build "$run/docs/wrangler.toml" functions/docs/wrangler.toml
 if [[ "$floor" == 1 ]]; then
   say "building the Rust floor Worker (scripts/bench/rust-floor)"
   CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}" bash scripts/bench/rust-floor/build.sh

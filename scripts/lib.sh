@@ -29,24 +29,19 @@ wait_for_url() {
   done
 }
 
-# wrangler_config_without_build OUT: wrangler.toml less its [build] section (so that `wrangler dev` runs the release
-# Worker already built instead of running cargo), with its main and directory paths made absolute for a file
-# elsewhere, written to OUT. The benchmarks run the Worker from it.
+# wrangler_config_without_build OUT [CONFIG]: a wrangler configuration (CONFIG, by default the Storefront Worker's
+# wrangler.toml; the docs Worker's is functions/docs/wrangler.toml) less its [build] section (so that `wrangler dev`
+# runs the release Worker already built instead of running cargo), with its main and directory paths made absolute
+# for a file elsewhere, written to OUT. The benchmarks run the Workers from such files (the docs Worker's as a second
+# --config, so the Storefront Worker's DOCS binding reaches it).
 wrangler_config_without_build() {
-  awk -v root="$PWD" '
+  local config=${2:-wrangler.toml}
+  awk -v root="$(cd "$(dirname "$config")" && pwd)" '
     /^\[/ { skip = ($0 == "[build]") }
     skip { next }
     /^(main|directory) = "/ { sub(/= "/, "= \"" root "/") }
     { print }
-  ' wrangler.toml >"$1"
-}
-
-# docs_wrangler_config OUT: the docs Worker's configuration (functions/docs/wrangler.toml) with its assets folder
-# made absolute, written to OUT, for a `wrangler dev` that runs the Storefront Worker from a file elsewhere: pass it
-# as a second --config, so the Worker's DOCS binding reaches it.
-docs_wrangler_config() {
-  sed "s#^directory = \"assets\"\$#directory = \"$PWD/functions/docs/assets\"#" functions/docs/wrangler.toml >"$1"
-  grep -q "^directory = \"$PWD/functions/docs/assets\"$" "$1" || die "could not make the docs Worker's assets folder absolute"
+  ' "$config" >"$1"
 }
 
 # wrangler_inspector ATTACHED: whether the `wrangler dev` processes started after this call attach wrangler's DevTools

@@ -37,7 +37,7 @@ cleanup() {
 }
 trap cleanup EXIT
 wrangler_config_without_build "$run/wrangler.toml"
-docs_wrangler_config "$run/docs.toml"
+wrangler_config_without_build "$run/docs.toml" functions/docs/wrangler.toml
 sed -i "s#^main = .*#main = \"$out/entry.mjs\"#" "$run/wrangler.toml"
 printf 'STOREFRONT_SECRET=%s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$run/dev.vars"
 chmod 600 "$run/dev.vars"
