@@ -57,7 +57,7 @@
 # lines in a SQLite file of its own (state/v3/observability/miniflare-wobs-trace-store, one file for both Workers
 # here): per request, about 16 page writes and 2 fsyncs in the Worker's own workerd process. That is about 1.2-1.4 ms
 # added to every request of either Worker, the same for both, which pulls their ratio towards 1: with it on, the
-# product read measured 1.08-1.15x Hono's; with it off, 1.27-1.34x, in the same hour (README). The switch is
+# product read measured 1.08-1.15x Hono's; with it off, 1.27-1.34x, in the same hour (PERFORMANCE.md). The switch is
 # wrangler's X_LOCAL_OBSERVABILITY; after the run the script checks that the trace store was (with
 # BENCH_LOCAL_OBSERVABILITY=1) or was not written, so a wrangler that stops honouring it fails the run.
 #
