@@ -68,6 +68,15 @@
 # measured 1.27x Hono without it against 1.32-1.34x with it, in the same hour. After the run the script checks that
 # the log folder was (or was not) written.
 #
+# After the latency rounds, each Worker in turn gets BENCH_CPU_SAMPLES (default 1000) product reads and as many 404s in a
+# row, alone, and the report gives the CPU time each request cost its `workerd` process (the Worker, Miniflare's entry
+# and proxy workers and D1, in one process) and the rest of its `wrangler dev` process group (wrangler's Node, which
+# receives and parses every console line), from the kernel's per-thread run times (/proc/PID/task/*/schedstat)
+# before and after. That is each Worker's own cost, which the other Worker's load does not blur: runs of one build
+# differ by a few percent, where the latency ratio moves by ±0.03x. Requests in a row also put what a Worker does
+# after its response (the Storefront's request line) inside the next request's time, so those latencies are not
+# the budget's; the alternating rounds are.
+#
 # BENCH_RUST_FLOOR=1 (a diagnostic) measures, in the Storefront's place, the Rust floor: the Hono baseline's product
 # read as the smallest workers-rs Worker, with no Storefront code, built as the Storefront Worker is
 # (scripts/bench/rust-floor/). The Storefront Worker still runs, to seed the catalog and to give the bodies every
@@ -79,6 +88,7 @@ source scripts/lib.sh
 out="${1:-target/bench-workers.md}"
 mkdir -p "$(dirname "$out")"
 samples="${BENCH_SAMPLES:-500}"
+cpu_samples="${BENCH_CPU_SAMPLES:-1000}"
 warmup="${BENCH_WARMUP:-50}"
 streak="${BENCH_STREAK:-1}"
 inspector="${BENCH_INSPECTOR:-0}"
@@ -86,7 +96,8 @@ observability="${BENCH_LOCAL_OBSERVABILITY:-0}"
 floor="${BENCH_RUST_FLOOR:-0}"
 log_file="${BENCH_WRANGLER_LOG_FILE:-0}"
 release="$PWD/target/worker-host/release"
-[[ "$samples" =~ ^[1-9][0-9]*$ && "$warmup" =~ ^[0-9]+$ && "$streak" =~ ^[1-9][0-9]*$ ]] || die "BENCH_SAMPLES, BENCH_WARMUP and BENCH_STREAK must be whole numbers"
+[[ "$samples" =~ ^[1-9][0-9]*$ && "$warmup" =~ ^[0-9]+$ && "$streak" =~ ^[1-9][0-9]*$ && "$cpu_samples" =~ ^[1-9][0-9]*$ ]] \
+  || die "BENCH_SAMPLES, BENCH_WARMUP, BENCH_STREAK and BENCH_CPU_SAMPLES must be whole numbers"
 [[ "$inspector" == 0 || "$inspector" == 1 ]] || die "BENCH_INSPECTOR must be 0 (detached, the default) or 1 (attached)"
 [[ "$observability" == 0 || "$observability" == 1 ]] || die "BENCH_LOCAL_OBSERVABILITY must be 0 (off, the default) or 1 (wrangler's default, on)"
 [[ "$log_file" == 0 || "$log_file" == 1 ]] || die "BENCH_WRANGLER_LOG_FILE must be 0 (off, the default) or 1 (wrangler's default, on)"
@@ -206,12 +217,14 @@ say "starting the Hono Worker on 127.0.0.1:$hono_port (same persist folder, same
 start_worker hono "$hono_port"
 hono_first_ms=$first_200_ms
 measured_port=$storefront_port
+measured_group=${groups[0]} hono_group=${groups[1]}
 if [[ "$floor" == 1 ]]; then
   floor_port=$(free_port "$hono_port")
   say "starting the Rust floor Worker on 127.0.0.1:$floor_port (same persist folder, same D1 database_id)"
   start_worker floor "$floor_port"
   storefront_first_ms=$first_200_ms
   measured_port=$floor_port
+  measured_group=${groups[-1]}
 fi
 ours_label=$([[ "$floor" == 1 ]] && echo "Rust floor" || echo "Storefront")
 
@@ -222,12 +235,15 @@ curl -sS --fail --max-time 300 -o /dev/null "http://127.0.0.1:$storefront_port/_
 say "measuring: $warmup warm-up rounds, then $samples samples per cell, alternating Storefront and Hono"
 # Anything else busy on the machine shows in the figures; the load average before and after is reported with them.
 load_before=$(cut -d' ' -f1 /proc/loadavg)
-python3 - "$storefront_port" "$hono_port" "$samples" "$warmup" "$streak" "$measured_port" "$ours_label" >"$run/table.md" <<'EOF' || { show_logs; die "the measurement failed"; }
-import http.client, json, math, sys, time, urllib.parse
+python3 - "$storefront_port" "$hono_port" "$samples" "$warmup" "$streak" "$measured_port" "$ours_label" \
+  "$measured_group" "$hono_group" "$cpu_samples" >"$run/table.md" <<'EOF' || { show_logs; die "the measurement failed"; }
+import glob, http.client, json, math, sys, time, urllib.parse
 
 storefront_port, hono_port, samples, warmup, streak, measured_port = (int(argument) for argument in sys.argv[1:7])
 # The Worker measured against Hono: the Storefront, or the Rust floor in its place (BENCH_RUST_FLOOR=1).
 ours_label = sys.argv[7]
+# The process groups of the two `wrangler dev` runs (each started with setsid), and the CPU phase's length.
+measured_group, hono_group, cpu_samples = (int(argument) for argument in sys.argv[8:11])
 
 
 def fail(message):
@@ -366,6 +382,70 @@ print()
 checked = sum(len(values) for values in times.values())
 print(f"All {checked} timed responses (and {warmup * streak * len(rows) * 2} warm-up ones) were the status and body asked for; "
       f"connections opened: {ours_label} {storefront.opened}, Hono {hono.opened}.")
+
+
+def group_processes(group):
+    """pid -> command name of every process in the process group `group`."""
+    found = {}
+    for stat_file in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat_file) as handle:
+                stat = handle.read()
+        except OSError:
+            continue  # gone since the listing
+        name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        if int(rest[2]) == group:
+            found[int(stat_file.split("/")[2])] = name
+    return found
+
+
+def cpu_ns(pids):
+    """The time on a CPU, in nanoseconds, of every thread of `pids` (the first field of each thread's schedstat)."""
+    total = 0
+    for pid in pids:
+        for schedstat in glob.glob(f"/proc/{pid}/task/*/schedstat"):
+            try:
+                with open(schedstat) as handle:
+                    total += int(handle.read().split()[0])
+            except OSError:
+                pass  # a thread that ended since the listing
+    return total
+
+
+def cpu_per_request(client, group, row):
+    """`cpu_samples` requests of `row` in a row to one Worker: microseconds of CPU per request of its `workerd`
+    processes and of the rest of its process group."""
+    processes = group_processes(group)
+    workerd = [pid for pid, name in processes.items() if name == "workerd"]
+    rest = [pid for pid, name in processes.items() if name != "workerd"]
+    if not workerd:
+        fail(f"no workerd process in the process group of the {client.name} Worker's wrangler dev ({group}): {processes}")
+    before = (cpu_ns(workerd), cpu_ns(rest))
+    for index in range(cpu_samples):
+        if row == "product":
+            product_id = ids[index % len(ids)]
+            path, check = f"/products/{product_id}", check_product(client, product_id)
+        else:
+            path, check = "/bench/not-a-route", check_not_found(client, "/bench/not-a-route")
+        status, headers, body, _ = client.get(path)
+        check(status, headers, body)
+    after = (cpu_ns(workerd), cpu_ns(rest))
+    return tuple((end - start) / cpu_samples / 1000 for start, end in zip(before, after))
+
+
+cpu = {(row, client.name): cpu_per_request(client, group, row)
+       for client, group in ((storefront, measured_group), (hono, hono_group)) for row in rows}
+print()
+print(f"CPU time per request, {cpu_samples} requests in a row to one Worker at a time after the rounds above (every answer checked), "
+      "from the kernel's run time of every thread (/proc/PID/task/*/schedstat): of the Worker's `workerd` process (the Worker, "
+      "Miniflare's entry and proxy workers and D1, in one process) and of the rest of its `wrangler dev` process group "
+      "(wrangler's Node, which receives and parses every console line).")
+print()
+print(f"| request | {ours_label} workerd µs | Hono workerd µs | {ours_label}/Hono workerd | {ours_label} rest of wrangler dev µs | Hono rest of wrangler dev µs |")
+print("| --- | ---: | ---: | ---: | ---: | ---: |")
+for row in rows:
+    ours, theirs = cpu[(row, "storefront")], cpu[(row, "hono")]
+    print(f"| {labels[row].split(' (')[0]} | {ours[0]:.0f} | {theirs[0]:.0f} | {ours[0] / theirs[0]:.2f} | {ours[1]:.0f} | {theirs[1]:.0f} |")
 EOF
 
 load_after=$(cut -d' ' -f1 /proc/loadavg)
