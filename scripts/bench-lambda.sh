@@ -7,13 +7,13 @@
 # jobs function an empty SQS batch, so the warm figure is the handler overhead without storage time; the
 # functions still build their SDK clients at init, pointed at a closed 127.0.0.1 port with dummy keys, so
 # nothing can reach AWS or 169.254.169.254. Each function gets the queue URLs template.yaml gives it (checkout and
-# orders the orders queue's), since a queue URL adds an SQS client to its init. The checkout sweep gets an
-# EventBridge schedule event; it reads the unsettled orders on every invocation, so its DynamoDB endpoint is the
-# emulator's empty stand-in on 127.0.0.1 (see scripts/bench-lambda.py) and its invocation figures include that
-# one local round trip. Every function runs with template.yaml's SMITHY_CLIENT_SDK_CUSTOM_PARTITION, pointed at the
+# orders the orders queue's), since a queue URL adds an SQS client to its init. The scheduled functions (the sales
+# report, the outbox relay, the checkout sweep) get an EventBridge schedule event; each reads the store on every
+# invocation, so their DynamoDB endpoint is the emulator's empty stand-in on 127.0.0.1 (see scripts/bench-lambda.py)
+# and their invocation figures include those local round trips. Every function runs with template.yaml's SMITHY_CLIENT_SDK_CUSTOM_PARTITION, pointed at the
 # layer's file in the repository, as deployed in the `aws` partition.
 #
-# A second table puts the functions whose every invocation calls DynamoDB (the sales report, the checkout sweep)
+# A second table puts the functions whose every invocation calls DynamoDB (the scheduled functions)
 # beside `hello-dynamodb`: the hello-world plus one `GetItem` per invocation, with its client built at init as the
 # functions build theirs and no Storefront code, built from the workspace's Cargo.lock. It is the floor of any
 # function that reads the store: the SDK's first call costs a cold start more than the hello-world's whole
@@ -76,7 +76,7 @@ async fn main() -> Result<(), Error> {
 EOF
 
 say "hello-dynamodb crate: the hello-world plus one DynamoDB GetItem per invocation (the workspace's Cargo.lock)"
-# The baseline of the functions whose every invocation calls DynamoDB (the sales report, the checkout sweep): what the
+# The baseline of the functions whose every invocation calls DynamoDB (the scheduled functions): what the
 # SDK itself costs a cold start, with no Storefront code. Its client is built at init as lambda_host builds the
 # functions' (the SDK's config builder, rustls on ring trusting the AWS roots); its dependencies are the
 # workspace's, at the versions Cargo.lock pins (cargo keeps only the lock's entries the crate uses).
@@ -137,7 +137,10 @@ async fn main() -> Result<(), Error> {
 }
 EOF
 
-all_functions="health products product cart discounts checkout orders payments reports openapi docs mcp jobs order-events privacy sales-report checkout-sweep"
+# Every function template.yaml deploys, in its order: a function added there is measured here (or the run stops
+# below, until it has a spec), so that "every function" in the report stays true.
+all_functions=$(sed -n 's|^      CodeUri: functions/\([a-z-]*\)$|\1|p' template.yaml | tr '\n' ' ')
+[[ -n "$all_functions" ]] || die "template.yaml names no functions/ CodeUri"
 functions="${BENCH_FUNCTIONS:-$all_functions}"
 for name in $functions; do
   [[ " $all_functions " == *" $name "* ]] || die "BENCH_FUNCTIONS names $name, which is not one of: $all_functions"
@@ -182,6 +185,8 @@ privacy_dlq=http://127.0.0.1:9/000000000000/privacy-dlq.fifo
 # One spec per function: NAME=BINARY[@EVENT][;VARIABLE=VALUE...] (scripts/bench-lambda.py).
 declare -A spec=(
   [health]="health=$release/health" [products]="products=$release/products" [product]="product=$release/product"
+  [register]="register=$release/register" [login]="login=$release/login" [refresh]="refresh=$release/refresh"
+  [logout]="logout=$release/logout" [me]="me=$release/me;PRIVACY_QUEUE_URL=$privacy_queue"
   [cart]="cart=$release/cart" [discounts]="discounts=$release/discounts"
   [checkout]="checkout=$release/checkout;ORDERS_QUEUE_URL=$orders_queue" [orders]="orders=$release/orders;ORDERS_QUEUE_URL=$orders_queue"
   [payments]="payments=$release/payments" [reports]="reports=$release/reports"
@@ -190,10 +195,14 @@ declare -A spec=(
   [order-events]="order-events=$release/order-events@$bench/sqs-event.json;ORDERS_QUEUE_URL=$orders_queue;ORDERS_DEAD_LETTER_QUEUE_URL=$orders_dlq"
   [privacy]="privacy=$release/privacy@$bench/sqs-event.json;PRIVACY_QUEUE_URL=$privacy_queue;PRIVACY_DEAD_LETTER_QUEUE_URL=$privacy_dlq"
   [sales-report]="sales-report=$release/sales-report@$PWD/events/schedule.json;AWS_ENDPOINT_URL_DYNAMODB={empty_dynamodb}"
+  [outbox-relay]="outbox-relay=$release/outbox-relay@$PWD/events/schedule.json;PRIVACY_QUEUE_URL=$privacy_queue;ORDERS_QUEUE_URL=$orders_queue;AWS_ENDPOINT_URL_DYNAMODB={empty_dynamodb}"
   [checkout-sweep]="checkout-sweep=$release/checkout-sweep@$PWD/events/schedule.json;ORDERS_QUEUE_URL=$orders_queue;AWS_ENDPOINT_URL_DYNAMODB={empty_dynamodb}"
 )
 specs=("hello-world=$release/hello-world")
-for name in $functions; do specs+=("${spec[$name]}"); done
+for name in $functions; do
+  [[ -n "${spec[$name]:-}" ]] || die "scripts/bench-lambda.sh has no spec for $name (template.yaml deploys it): add one to \`spec\`"
+  specs+=("${spec[$name]}")
+done
 
 say "measuring: $cold cold starts and $warm warm invocations each"
 lambda_bench_env \
@@ -203,7 +212,7 @@ lambda_bench_env \
 # The same measurement for the functions whose every invocation calls DynamoDB, against hello-dynamodb, all on the
 # empty stand-in; the hello-world again last, so that the SDK call's own cost is side by side too.
 store_specs=("hello-dynamodb=$release/hello-dynamodb@$PWD/events/schedule.json;AWS_ENDPOINT_URL_DYNAMODB={empty_dynamodb}")
-for name in sales-report checkout-sweep; do
+for name in sales-report outbox-relay checkout-sweep; do
   [[ " $functions " == *" $name "* ]] && store_specs+=("${spec[$name]}")
 done
 store_specs+=("hello-world=$release/hello-world")
