@@ -46,7 +46,7 @@
 # where nothing inspects a Worker. Attached (`wrangler dev`'s default, BENCH_INSPECTOR=1), it makes every console
 # call of a Worker a DevTools protocol message to wrangler too, on top of the log line workerd writes to wrangler
 # anyway: one such call per request (the Storefront's request line) took its `GET /products/{id}` p50 from
-# 1.12-1.19x to 1.44x Hono's (who logs nothing) with BENCH_STREAK=25. The switch is the one wrangler and Miniflare read
+# 1.12-1.19x to 1.37-1.44x Hono's (who logs nothing) with BENCH_STREAK=25. The switch is the one wrangler and Miniflare read
 # to leave the inspector to VS Code's JavaScript debugger (`wrangler_inspector` in scripts/lib.sh); after each start
 # the script checks that the inspector port is closed (or, with BENCH_INSPECTOR=1, open), so a wrangler that stopped
 # honouring it fails the run instead of measuring the other way.

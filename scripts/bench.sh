@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# The one benchmark command (not a test): runs the three benchmarks in turn and joins what they wrote into one
+# The one benchmark command (not a test): runs the four benchmarks in turn and joins what they wrote into one
 # markdown report, ${1:-target/bench.md} (git ignores target/), with the cost of each request at the providers'
 # published prices and the issue's budgets judged on this run's figures (scripts/bench/report.py):
 # - scripts/bench-lambda.sh: every Lambda function's init, first and warm invocation, cold total, peak memory and
 #   binary size against a hello-world built the same way, and one product read on DynamoDB Local against the same
 #   read in Python 3 on boto3;
-# - scripts/bench-workers.sh: the release Worker against a Hono Worker on the same `wrangler dev` and D1 data
-#   (product read, search, a 404), start to first 200, wasm size; then the same against the Rust floor, the smallest
+# - scripts/bench-workers.sh: the release Worker against a Hono Worker, each under its own `wrangler dev` on one
+#   D1 file (product read and a 404, latency and CPU per request), start to first 200, wasm size; then the same against the Rust floor, the smallest
 #   workers-rs Worker doing the same read (BENCH_RUST_FLOOR=1), in a section of its own;
-# - scripts/bench-local.sh: the local host's requests per second and latency under load (oha, drill).
+# - scripts/bench-local.sh: the local host's requests per second and latency under load (oha, drill);
+# - scripts/bench-search.sh: the search on 10,000 products on each host.
 # Each part installs what it needs and fails loudly; each part's own file stays in target/bench/.
 # Run it on a quiet machine: anything else busy shows in the figures.
 set -euo pipefail

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Joins the three benchmark sections into one markdown report and adds what each request costs.
+"""Joins the benchmark sections into one markdown report and adds what each request costs.
 
 Usage: report.py LAMBDA_MD WORKERS_MD LOCAL_MD MEMORY_MB [SEARCH_MD] > REPORT_MD
 
-The sections are the files scripts/bench-lambda.sh, scripts/bench-workers.sh and scripts/bench-local.sh wrote in
-the same run; they are copied as they are. The cost table reads its durations from them: nothing here is typed in
+The sections are the files scripts/bench-lambda.sh, scripts/bench-workers.sh, scripts/bench-local.sh and (when given)
+scripts/bench-search.sh wrote in the same run; they are copied as they are. The cost table reads its durations from them: nothing here is typed in
 by hand except the published prices below. MEMORY_MB is the functions' MemorySize in template.yaml.
 """
 

@@ -242,7 +242,7 @@ pub(crate) async fn handle(req: HttpRequest, env: &Env) -> http::Response<Body> 
 /// any other method or path, this is `None` and the request is routed here as any other, so the docs function's
 /// own routes answer 404 or 405 with a problem document, as on the other hosts. The docs live in a Worker of their
 /// own because Workers Static Assets on this Worker would put the platform's asset router in front of every API
-/// request (about 0.3 ms of a product read under `wrangler dev`, scripts/bench-workers.sh).
+/// request (about 0.3 ms of a product read under `wrangler dev`, PERFORMANCE.md).
 ///
 /// # Errors
 /// When the binding is missing or the docs Worker fails: the caller answers 500 and logs it.
