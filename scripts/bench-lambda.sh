@@ -10,8 +10,8 @@
 # orders the orders queue's), since a queue URL adds an SQS client to its init. The scheduled functions (the sales
 # report, the outbox relay, the checkout sweep) get an EventBridge schedule event; each reads the store on every
 # invocation, so their DynamoDB endpoint is the emulator's empty stand-in on 127.0.0.1 (see scripts/bench-lambda.py)
-# and their invocation figures include those local round trips. Every function runs with template.yaml's SMITHY_CLIENT_SDK_CUSTOM_PARTITION, pointed at the
-# layer's file in the repository, as deployed in the `aws` partition.
+# and their invocation figures include those local round trips. Every function runs with template.yaml's
+# SMITHY_CLIENT_SDK_CUSTOM_PARTITION, pointed at the layer's file in the repository, as deployed in the `aws` partition.
 #
 # A second table puts the functions whose every invocation calls DynamoDB (the scheduled functions)
 # beside `hello-dynamodb`: the hello-world plus one `GetItem` per invocation, with its client built at init as the
@@ -139,8 +139,7 @@ EOF
 
 # Every function template.yaml deploys, in its order: a function added there is measured here (or the run stops
 # below, until it has a spec), so that "every function" in the report stays true.
-all_functions=$(sed -n 's|^      CodeUri: functions/\([a-z-]*\)$|\1|p' template.yaml | tr '\n' ' ')
-[[ -n "$all_functions" ]] || die "template.yaml names no functions/ CodeUri"
+all_functions=$(template_functions | tr '\n' ' ')
 functions="${BENCH_FUNCTIONS:-$all_functions}"
 for name in $functions; do
   [[ " $all_functions " == *" $name "* ]] || die "BENCH_FUNCTIONS names $name, which is not one of: $all_functions"

@@ -339,17 +339,21 @@ rows = ["product", "unrouted"]
 times = {(row, client.name): [] for row in rows for client in (storefront, hono)}
 
 
+def request_of(client, row, index):
+    """The path of `row`'s request number `index` (product ids in turn) and the check of its answer."""
+    if row == "product":
+        product_id = ids[index % len(ids)]
+        return f"/products/{product_id}", check_product(client, product_id)
+    return "/bench/not-a-route", check_not_found(client, "/bench/not-a-route")
+
+
 def round_trip(index, record):
     """One round: each row's requests to both Workers, `streak` in a row to each; who goes first swaps every round."""
     order = (storefront, hono) if index % 2 == 0 else (hono, storefront)
     for row in rows:
         for client in order:
             for turn in range(streak):
-                product_id = ids[(index * streak + turn) % len(ids)]
-                if row == "product":
-                    path, check = f"/products/{product_id}", check_product(client, product_id)
-                else:
-                    path, check = "/bench/not-a-route", check_not_found(client, "/bench/not-a-route")
+                path, check = request_of(client, row, index * streak + turn)
                 status, headers, body, elapsed_ms = client.get(path)
                 check(status, headers, body)
                 if record:
@@ -422,11 +426,7 @@ def cpu_per_request(client, group, row):
         fail(f"no workerd process in the process group of the {client.name} Worker's wrangler dev ({group}): {processes}")
     before = (cpu_ns(workerd), cpu_ns(rest))
     for index in range(cpu_samples):
-        if row == "product":
-            product_id = ids[index % len(ids)]
-            path, check = f"/products/{product_id}", check_product(client, product_id)
-        else:
-            path, check = "/bench/not-a-route", check_not_found(client, "/bench/not-a-route")
+        path, check = request_of(client, row, index)
         status, headers, body, _ = client.get(path)
         check(status, headers, body)
     after = (cpu_ns(workerd), cpu_ns(rest))

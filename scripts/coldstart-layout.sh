@@ -20,8 +20,7 @@ source scripts/lib.sh
 
 command -v valgrind >/dev/null || die "valgrind is needed (Debian: apt-get install valgrind)"
 out=functions/lambda-host/coldstart.ld
-functions=$(sed -n 's|^      CodeUri: functions/\([a-z-]*\)$|\1|p' template.yaml)
-[[ -n "$functions" ]] || die "template.yaml names no functions/ CodeUri"
+functions=$(template_functions)
 packages=()
 for name in $functions; do packages+=(-p "$name"); done
 

@@ -141,6 +141,15 @@ bench_404_event() {
 JSON
 }
 
+# template_functions: the function folders template.yaml deploys (its `CodeUri: functions/<name>` lines), in its
+# order, one per line; dies when it names none.
+template_functions() {
+  local names
+  names=$(sed -n 's|^      CodeUri: functions/\([a-z-]*\)$|\1|p' template.yaml)
+  [[ -n "$names" ]] || die "template.yaml names no functions/ CodeUri"
+  echo "$names"
+}
+
 # lambda_bench_env [VARIABLE=VALUE...] COMMAND...: runs COMMAND in an environment of only what a Lambda function is
 # given (template.yaml), with dummy keys and every AWS endpoint at a closed 127.0.0.1 port, so nothing can reach AWS
 # or 169.254.169.254; the SDK reads its endpoint partitions from the layer's file, as deployed.
